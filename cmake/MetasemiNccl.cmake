@@ -1,0 +1,38 @@
+# NCCL detection. The CUDA toolkit ships nccl.h and libnccl.so in its standard location
+# on many machines, so the NCCL backend can compile and link without a GPU.
+# Result: target metasemi::nccl (when found), METASEMI_HAVE_NCCL, METASEMI_NCCL_VERSION.
+set(METASEMI_HAVE_NCCL OFF)
+set(METASEMI_NCCL_VERSION "")
+set(METASEMI_NCCL_STATUS "off")
+
+if(NOT METASEMI_WITH_NCCL STREQUAL "OFF")
+  find_package(CUDAToolkit QUIET)
+  set(_hints ${CUDAToolkit_LIBRARY_ROOT} $ENV{NCCL_HOME} $ENV{NCCL_ROOT} /usr/local/cuda)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY nccl HINTS ${_hints} ${CUDAToolkit_LIBRARY_DIR} PATH_SUFFIXES lib64 lib)
+  if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    file(STRINGS ${NCCL_INCLUDE_DIR}/nccl.h _nccl_defs REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
+    foreach(_part MAJOR MINOR PATCH)
+      string(REGEX MATCH "NCCL_${_part} ([0-9]+)" _m "${_nccl_defs}")
+      set(_nccl_${_part} ${CMAKE_MATCH_1})
+    endforeach()
+    set(METASEMI_NCCL_VERSION "${_nccl_MAJOR}.${_nccl_MINOR}.${_nccl_PATCH}")
+    add_library(metasemi_nccl INTERFACE)
+    target_include_directories(metasemi_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
+    target_link_libraries(metasemi_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+    add_library(metasemi::nccl ALIAS metasemi_nccl)
+    set(METASEMI_HAVE_NCCL ON)
+    set(METASEMI_NCCL_STATUS "${METASEMI_NCCL_VERSION} (${NCCL_LIBRARY})")
+  elseif(METASEMI_WITH_NCCL STREQUAL "ON")
+    message(FATAL_ERROR "METASEMI_WITH_NCCL=ON but NCCL was not found: need the CUDA toolkit, "
+                        "nccl.h and libnccl (set NCCL_HOME or CUDAToolkit_ROOT)")
+  else()
+    set(METASEMI_NCCL_STATUS "not found")
+  endif()
+endif()
+
+if(METASEMI_HAVE_NCCL)
+  set(METASEMI_HAVE_NCCL_BOOL true)
+else()
+  set(METASEMI_HAVE_NCCL_BOOL false)
+endif()

@@ -1,0 +1,67 @@
+// What every test links: the Boost.Test main with a global fixture that starts MPI when the test
+// runs under mpirun, collective verdicts for MPI tests, and helpers for files and programs.
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "metasemi/dist/Communicator.h"
+
+namespace metasemi::test {
+
+/// This process's communicator (MPI under mpirun, serial otherwise).
+dist::Communicator& comm();
+
+/// Collective: true when `localOk` holds on every rank.
+bool allRanks(bool localOk);
+
+/// Collective: true when `bytes` bytes at `data` are identical on every rank (hash compared
+/// with rank 0's).
+bool sameOnAllRanks(const void* data, std::size_t bytes);
+
+/// A new empty folder for this test under METASEMI_TEST_TMP (rank 0 creates, all ranks get the
+/// same path; collective).
+std::filesystem::path freshDir(const std::string& name);
+
+/// Path of a project executable in build/bin.
+std::filesystem::path binary(const std::string& name);
+
+/// Path below the source tree.
+std::filesystem::path sourcePath(const std::string& relative);
+
+/// Result of running a program: exit code and everything it printed (stdout + stderr).
+struct RunResult {
+  int exitCode = -1;
+  std::string output;
+};
+
+/// Runs `command` through /bin/sh and captures its output.
+RunResult runCommand(const std::string& command);
+
+/// Value of an environment variable the test harness sets; fails the test when missing.
+std::string harnessEnv(const char* name);
+
+}  // namespace metasemi::test
+
+/// Collective check for MPI tests: every rank contributes its verdict and every rank records
+/// the same pass/fail, so no rank stops early and leaves the other in a collective.
+#define MS_COLLECTIVE_CHECK(cond)                                         \
+  do {                                                                    \
+    const bool msLocalOk_ = static_cast<bool>(cond);                      \
+    BOOST_CHECK_MESSAGE(::metasemi::test::allRanks(msLocalOk_),           \
+                        "collective check failed: " #cond " (this rank: " \
+                            << (msLocalOk_ ? "ok" : "FAILED") << ")");    \
+  } while (false)
+
+/// As MS_COLLECTIVE_CHECK, but ends the test case on every rank when it fails.
+#define MS_COLLECTIVE_REQUIRE(cond)                                               \
+  do {                                                                            \
+    const bool msLocalOk_ = static_cast<bool>(cond);                              \
+    BOOST_REQUIRE_MESSAGE(::metasemi::test::allRanks(msLocalOk_),                 \
+                          "collective requirement failed: " #cond " (this rank: " \
+                              << (msLocalOk_ ? "ok" : "FAILED") << ")");          \
+  } while (false)
