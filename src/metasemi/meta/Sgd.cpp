@@ -1,0 +1,81 @@
+#include "metasemi/meta/Sgd.h"
+
+#include <c10/util/string_utils.h>
+#include <fmt/ranges.h>
+
+#include <memory>
+
+#include "metasemi/core/Error.h"
+
+namespace metasemi::meta {
+namespace {
+
+// torch::optim::SGD keys its per-parameter state by the address of the TensorImpl.
+std::string stateKey(const torch::Tensor& p) {
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
+
+}  // namespace
+
+Sgd::Sgd(std::vector<torch::Tensor> params, double momentum, double weightDecay)
+    : params_(params),
+      optimizer_(std::move(params), torch::optim::SGDOptions(0.0)
+                                        .momentum(momentum)
+                                        .weight_decay(weightDecay)
+                                        .dampening(0.0)
+                                        .nesterov(false)) {}
+
+void Sgd::setLr(double lr) {
+  for (auto& group : optimizer_.param_groups()) {
+    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+  }
+}
+
+double Sgd::lr() const {
+  return static_cast<const torch::optim::SGDOptions&>(optimizer_.param_groups().front().options())
+      .lr();
+}
+
+void Sgd::zeroGrad() {
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+}
+
+void Sgd::step() { optimizer_.step(); }
+
+std::vector<torch::Tensor> Sgd::momentumBuffers() const {
+  std::vector<torch::Tensor> out;
+  out.reserve(params_.size());
+  const auto& state = optimizer_.state();
+  for (const auto& p : params_) {
+    const auto it = state.find(stateKey(p));
+    out.push_back(
+        it == state.end()
+            ? torch::Tensor()
+            : static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer());
+  }
+  return out;
+}
+
+void Sgd::setMomentumBuffers(const std::vector<torch::Tensor>& buffers) {
+  MS_REQUIRE(buffers.size() == params_.size(), core::IoError,
+             "SGD state: expected {} momentum buffers, found {}", params_.size(), buffers.size());
+  auto& state = optimizer_.state();
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const auto key = stateKey(params_[i]);
+    if (!buffers[i].defined()) {
+      state.erase(key);
+      continue;
+    }
+    MS_REQUIRE(buffers[i].sizes() == params_[i].sizes(), core::IoError,
+               "SGD state: momentum buffer {} has shape [{}], expected [{}]", i,
+               fmt::join(buffers[i].sizes().vec(), ", "),
+               fmt::join(params_[i].sizes().vec(), ", "));
+    torch::NoGradGuard noGrad;
+    auto buf = torch::empty_like(params_[i]).copy_(buffers[i].detach());
+    auto s = std::make_unique<torch::optim::SGDParamState>();
+    s->momentum_buffer(buf);
+    state[key] = std::move(s);
+  }
+}
+
+}  // namespace metasemi::meta
