@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "metasemi/core/Error.h"
 #include "metasemi/dist/Communicator.h"
 
 namespace metasemi::dist {
@@ -15,9 +16,18 @@ class SerialCommunicator final : public Communicator {
   std::string name() const override { return "serial"; }
   void barrier() override {}
   void allreduceSum(double*, std::size_t) override {}
+  void allreduceSum(float*, std::size_t) override {}
   void allreduceSum(std::int64_t*, std::size_t) override {}
   void allreduceMin(std::int64_t*, std::size_t) override {}
+  void allreduceMax(std::int64_t*, std::size_t) override {}
   void broadcast(void*, std::size_t, int) override {}
+  // One rank: the reduction of a single contribution is the contribution itself.
+  void allreduce(const torch::Tensor& tensor, ReduceOp) override {
+    MS_REQUIRE(tensor.defined(), core::CommError, "allreduce: undefined tensor");
+  }
+  void broadcast(const torch::Tensor& tensor, int) override {
+    MS_REQUIRE(tensor.defined(), core::CommError, "broadcast: undefined tensor");
+  }
   [[noreturn]] void abort(int code) override {
     std::fflush(nullptr);
     std::_Exit(code);
