@@ -1,0 +1,131 @@
+// Whole t-SNE runs: Barnes-Hut against the exact method, cluster preservation, determinism.
+#include <cmath>
+#include <vector>
+
+#include "metasemi/core/Random.h"
+#include "metasemi/post/Tsne.h"
+#include "support/TestSupport.h"
+
+using namespace metasemi;
+
+namespace {
+
+// `clusters` Gaussian blobs in d dimensions, centres 10 apart on random axes, unit spread.
+std::vector<float> blobs(std::size_t n, std::size_t d, std::size_t clusters, std::uint64_t seed,
+                         std::vector<int>& labels) {
+  core::Rng rng(seed);
+  auto normal = [&] {
+    const double u1 = std::max(rng.uniform(), 1e-300), u2 = rng.uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  };
+  std::vector<double> centres(clusters * d);
+  for (auto& c : centres) c = 10.0 * normal() / std::sqrt(2.0);
+  std::vector<float> x(n * d);
+  labels.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    labels[i] = static_cast<int>(i % clusters);
+    for (std::size_t t = 0; t < d; ++t) {
+      x[i * d + t] = static_cast<float>(centres[labels[i] * d + t] + normal());
+    }
+  }
+  return x;
+}
+
+// Fraction of each point's k nearest embedding neighbours that share its label.
+double neighbourPurity(const std::vector<double>& y, const std::vector<int>& labels,
+                       std::size_t k) {
+  const std::size_t n = labels.size();
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<std::pair<double, std::size_t>> d;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
+      d.emplace_back(dx * dx + dy * dy, j);
+    }
+    std::partial_sort(d.begin(), d.begin() + k, d.end());
+    for (std::size_t r = 0; r < k; ++r) same += labels[d[r].second] == labels[i];
+  }
+  return static_cast<double>(same) / static_cast<double>(n * k);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(barnes_hut_reaches_the_exact_methods_kl) {
+  std::vector<int> labels;
+  const std::size_t n = 500, d = 20;
+  const auto x = blobs(n, d, 5, 1, labels);
+  post::TsneOptions o;
+  o.threads = 2;
+  o.method = post::TsneMethod::kExact;
+  const auto exact = post::runTsne(x.data(), n, d, o);
+  o.method = post::TsneMethod::kBarnesHut;
+  const auto bh = post::runTsne(x.data(), n, d, o);
+  BOOST_CHECK(exact.method == post::TsneMethod::kExact);
+  BOOST_CHECK(bh.method == post::TsneMethod::kBarnesHut);
+  // Both embeddings scored by the same objective: the exact method's dense P.
+  const auto dense = post::denseAffinities(x.data(), n, d, o.perplexity, 2);
+  const double klExact = post::klDivergence(dense, exact.embedding, n);
+  const double klBh = post::klDivergence(dense, bh.embedding, n);
+  BOOST_TEST_MESSAGE("KL exact run " << klExact << ", Barnes-Hut run " << klBh
+                                     << " (Barnes-Hut's own sparse-P KL " << bh.kl << ")");
+  BOOST_CHECK_CLOSE(exact.kl, klExact, 1e-9);
+  BOOST_CHECK_LT(klBh, klExact * 1.05);
+  BOOST_CHECK_GT(klExact, 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(separated_clusters_stay_apart) {
+  std::vector<int> labels;
+  const std::size_t n = 1200, d = 50;
+  const auto x = blobs(n, d, 6, 2, labels);
+  post::TsneOptions o;
+  o.threads = 2;
+  o.method = post::TsneMethod::kBarnesHut;
+  const auto r = post::runTsne(x.data(), n, d, o);
+  const double trust = post::trustworthiness(x.data(), n, d, r.embedding, 10, 2);
+  const double purity = neighbourPurity(r.embedding, labels, 10);
+  BOOST_TEST_MESSAGE("trustworthiness@10 " << trust << ", 10-NN label purity " << purity);
+  BOOST_CHECK_GT(trust, 0.9);
+  BOOST_CHECK_GT(purity, 0.99);
+
+  // A random arrangement scores far lower, so the checks above can fail.
+  core::Rng rng(3);
+  std::vector<double> noise(2 * n);
+  for (auto& v : noise) v = rng.uniform();
+  BOOST_CHECK_LT(post::trustworthiness(x.data(), n, d, noise, 10, 2), 0.7);
+  BOOST_CHECK_LT(neighbourPurity(noise, labels, 10), 0.5);
+}
+
+BOOST_AUTO_TEST_CASE(results_do_not_depend_on_the_thread_count) {
+  std::vector<int> labels;
+  const std::size_t n = 700, d = 16;
+  const auto x = blobs(n, d, 4, 3, labels);
+  post::TsneOptions o;
+  o.iterations = 300;
+  o.method = post::TsneMethod::kBarnesHut;
+  o.threads = 1;
+  const auto one = post::runTsne(x.data(), n, d, o);
+  o.threads = 3;
+  const auto three = post::runTsne(x.data(), n, d, o);
+  BOOST_CHECK(one.embedding == three.embedding);
+  BOOST_CHECK_EQUAL(one.kl, three.kl);
+}
+
+BOOST_AUTO_TEST_CASE(progress_reports_a_decreasing_kl) {
+  std::vector<int> labels;
+  const std::size_t n = 400, d = 10;
+  const auto x = blobs(n, d, 4, 4, labels);
+  post::TsneOptions o;
+  o.threads = 2;
+  o.method = post::TsneMethod::kBarnesHut;
+  o.init = post::TsneInit::kRandom;
+  o.seed = 5;
+  std::vector<std::pair<int, double>> seen;
+  o.progress = [&](int it, double kl) { seen.emplace_back(it, kl); };
+  const auto r = post::runTsne(x.data(), n, d, o);
+  BOOST_REQUIRE_EQUAL(seen.size(), 20u);
+  BOOST_CHECK_EQUAL(seen.back().first, 1000);
+  // After the exaggeration phase the objective keeps falling.
+  BOOST_CHECK_LT(seen.back().second, seen[5].second);
+  BOOST_CHECK_CLOSE(seen.back().second, r.kl, 1.0);
+}
