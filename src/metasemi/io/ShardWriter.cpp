@@ -112,6 +112,11 @@ void writeCommonAttrs(H5File& f, const ShardSetInfo& h, const char* kind) {
 }  // namespace
 
 void writeShard(const std::filesystem::path& dir, const ShardSetInfo& h, const ShardContent& c) {
+  writeShardFile(shardPath(dir, h.split, c.shard), h, c);
+}
+
+void writeShardFile(const std::filesystem::path& path, const ShardSetInfo& h,
+                    const ShardContent& c) {
   const std::int64_t n = static_cast<std::int64_t>(c.labels.size());
   const bool jpeg = h.storage == ImageStorage::kJpeg;
   if (jpeg) {
@@ -123,7 +128,6 @@ void writeShard(const std::filesystem::path& dir, const ShardSetInfo& h, const S
              "shard {}: {} bytes for {} images of {}x{}x{}", c.shard, c.data.size(), n, h.height,
              h.width, h.channels);
   }
-  const auto path = shardPath(dir, h.split, c.shard);
   createDirs(path.parent_path());
   AtomicOutput out(path.string());
   {
@@ -158,7 +162,12 @@ void writeShard(const std::filesystem::path& dir, const ShardSetInfo& h, const S
 std::optional<ShardSummary> readShardSummary(const std::filesystem::path& dir,
                                              const ShardSetInfo& h, std::int64_t shard,
                                              bool checkData) {
-  const auto path = shardPath(dir, h.split, shard);
+  return readShardSummaryFile(shardPath(dir, h.split, shard), h, shard, checkData);
+}
+
+std::optional<ShardSummary> readShardSummaryFile(const std::filesystem::path& path,
+                                                 const ShardSetInfo& h, std::int64_t shard,
+                                                 bool checkData) {
   if (!std::filesystem::is_regular_file(path)) return std::nullopt;
   try {
     H5File f(path.string(), H5File::Mode::kRead);
@@ -246,6 +255,13 @@ ShardWriter::ShardWriter(std::filesystem::path dir, ShardSetInfo header,
   current_.offsets = {0};
 }
 
+ShardWriter::~ShardWriter() {
+  if (finished_) return;
+  removeStaleShards(dir_, header_.split, 0);
+  std::error_code ec;
+  std::filesystem::remove(dir_ / header_.split, ec);  // only when empty
+}
+
 void ShardWriter::addImages(const std::uint8_t* hwc, const std::int64_t* labels, std::int64_t n) {
   MS_CHECK(header_.storage == ImageStorage::kFixed, "addImages on a {} split",
            toString(header_.storage));
@@ -311,6 +327,7 @@ ShardSetInfo ShardWriter::finish(const std::optional<ShardSetInfo>& statsOverrid
     info.statsSplit = header_.split;
   }
   writeShardIndex(dir_, info, allLabels_, shardCrcs_);
+  finished_ = true;
   return info;
 }
 

@@ -60,6 +60,9 @@ struct ShardContent {
 /// split, storage and, for kFixed, H, W, C.
 void writeShard(const std::filesystem::path& dir, const ShardSetInfo& header,
                 const ShardContent& content);
+/// As writeShard, to the file `path` (e.g. a staging folder of a parallel run).
+void writeShardFile(const std::filesystem::path& path, const ShardSetInfo& header,
+                    const ShardContent& content);
 
 /// What the index needs from a finished shard, read back from its file.
 struct ShardSummary {
@@ -76,6 +79,10 @@ struct ShardSummary {
 std::optional<ShardSummary> readShardSummary(const std::filesystem::path& dir,
                                              const ShardSetInfo& header, std::int64_t shard,
                                              bool checkData);
+/// As readShardSummary, from the file `path`.
+std::optional<ShardSummary> readShardSummaryFile(const std::filesystem::path& path,
+                                                 const ShardSetInfo& header, std::int64_t shard,
+                                                 bool checkData);
 
 /// Writes the index `dir/<info.split>.h5` (atomically) from `info` (numImages, shardSizes,
 /// mean/std filled in), all labels, and the shards' data CRCs.
@@ -96,6 +103,10 @@ class ShardWriter {
   /// `header`: dataset, split, source, storage, numClasses, classNames, and for kFixed the
   /// image shape. Removes an existing index of the split first.
   ShardWriter(std::filesystem::path dir, ShardSetInfo header, std::int64_t imagesPerShard);
+  /// Without finish() (an error), removes the shards written so far: no partial split remains.
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
 
   /// Appends `n` fixed-size images (uint8 HWC, n·H·W·C bytes) with their labels.
   void addImages(const std::uint8_t* hwc, const std::int64_t* labels, std::int64_t n);
@@ -126,6 +137,7 @@ class ShardWriter {
   std::vector<std::int64_t> allLabels_;
   std::vector<std::int64_t> shardSizes_;
   std::vector<std::uint32_t> shardCrcs_;
+  bool finished_ = false;
 };
 
 }  // namespace metasemi::io

@@ -1,0 +1,79 @@
+#include "prep/Jpeg.h"
+
+#include <turbojpeg.h>
+
+#include <cstring>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "metasemi/core/Error.h"
+
+namespace metasemi::prep {
+using core::IoError;
+
+JpegCodec::JpegCodec() : decoder_(tjInitDecompress()), encoder_(tjInitCompress()) {
+  MS_CHECK(decoder_ != nullptr && encoder_ != nullptr, "TurboJPEG initialisation failed");
+}
+
+JpegCodec::~JpegCodec() {
+  tjDestroy(decoder_);
+  tjDestroy(encoder_);
+}
+
+void JpegCodec::decode(const std::uint8_t* data, std::size_t size, const std::string& name,
+                       std::vector<std::uint8_t>& rgb, int& width, int& height) {
+  MS_REQUIRE(size >= 4 && data[0] == 0xFF && data[1] == 0xD8, IoError,
+             "{}: not a JPEG file (no SOI marker 0xFFD8 at the start)", name);
+  int subsamp = 0, colorspace = 0;
+  if (tjDecompressHeader3(decoder_, data, static_cast<unsigned long>(size), &width, &height,
+                          &subsamp, &colorspace) != 0) {
+    MS_THROW(IoError, "{}: corrupt JPEG header: {}", name, tjGetErrorStr2(decoder_));
+  }
+  rgb.resize(static_cast<std::size_t>(width) * height * 3);
+  if (tjDecompress2(decoder_, data, static_cast<unsigned long>(size), rgb.data(), width, 0, height,
+                    TJPF_RGB, TJFLAG_FASTDCT) != 0) {
+    const std::string msg = tjGetErrorStr2(decoder_);
+    // Truncation is only a warning for libjpeg (it pads with grey); here it is an error.
+    const bool fatal =
+        tjGetErrorCode(decoder_) == TJERR_FATAL || msg.find("Premature end") != std::string::npos;
+    MS_REQUIRE(!fatal, IoError, "{}: corrupt or truncated JPEG: {}", name, msg);
+  }
+}
+
+void decodeJpeg(const std::uint8_t* data, std::size_t size, const std::string& name,
+                std::vector<std::uint8_t>& rgb, int& width, int& height) {
+  JpegCodec codec;
+  codec.decode(data, size, name, rgb, width, height);
+}
+
+io::PixelStats JpegCodec::check(const std::uint8_t* data, std::size_t size, const std::string& name,
+                                int maxShorterSide, int quality,
+                                std::vector<std::uint8_t>& reencoded) {
+  int w = 0, h = 0;
+  decode(data, size, name, rgb_, w, h);
+  io::PixelStats stats;
+  stats.add(rgb_.data(), static_cast<std::int64_t>(w) * h, 3);
+  reencoded.clear();
+  const int shorter = std::min(w, h);
+  if (maxShorterSide > 0 && shorter > maxShorterSide) {
+    const double scale = static_cast<double>(maxShorterSide) / shorter;
+    const int nw = w <= h ? maxShorterSide : static_cast<int>(std::lround(w * scale));
+    const int nh = h < w ? maxShorterSide : static_cast<int>(std::lround(h * scale));
+    cv::Mat src(h, w, CV_8UC3, rgb_.data());
+    cv::Mat dst;
+    cv::resize(src, dst, cv::Size(nw, nh), 0, 0, cv::INTER_AREA);
+    unsigned char* out = nullptr;
+    unsigned long outSize = 0;
+    if (tjCompress2(encoder_, dst.data, nw, static_cast<int>(dst.step), nh, TJPF_RGB, &out,
+                    &outSize, TJSAMP_420, quality, 0) != 0) {
+      const std::string msg = tjGetErrorStr2(encoder_);
+      tjFree(out);
+      MS_THROW(IoError, "{}: re-encoding failed: {}", name, msg);
+    }
+    reencoded.assign(out, out + outSize);
+    tjFree(out);
+  }
+  return stats;
+}
+
+}  // namespace metasemi::prep
