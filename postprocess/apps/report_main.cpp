@@ -1,0 +1,118 @@
+// metasemi-report: run directories -> one result table (Markdown, CSV, LaTeX) and a plot of test
+// error against step. See postprocess/README.md.
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "metasemi/core/Error.h"
+#include "metasemi/post/Plot.h"
+#include "metasemi/post/Report.h"
+
+namespace fs = std::filesystem;
+namespace po = boost::program_options;
+using namespace metasemi;
+
+namespace {
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int reportMain(int argc, char** argv) {
+  std::vector<std::string> dirs;
+  std::string outDir, name, groupBy;
+  std::size_t lastK = 10;
+  bool noPaper = false, recursive = false, noPlot = false;
+  po::options_description opts(
+      "Usage: metasemi-report [options] RUN_DIR...\n"
+      "Summarises training runs (config.cfg + metrics.jsonl in each RUN_DIR) as mean +- std "
+      "over seeds.\nOptions");
+  opts.add_options()("help,h", "show this help")(
+      "output-dir,o", po::value(&outDir)->default_value("."), "where the table and plot go")(
+      "name", po::value(&name)->default_value("results"),
+      "file stem: <name>.md, <name>.csv, <name>.tex, <name>-error.png/.pdf")(
+      "group-by", po::value(&groupBy)->default_value("dataset,num-label,method,mix-up"),
+      "config keys that define a row (runs differing in others, e.g. seed, are pooled)")(
+      "last-k", po::value(&lastK)->default_value(10),
+      "the median is taken over each run's last k evaluations")(
+      "no-paper", po::bool_switch(&noPaper), "leave out the paper's numbers")(
+      "recursive,r", po::bool_switch(&recursive),
+      "treat each RUN_DIR as a tree and use every folder below it that has a config.cfg")(
+      "no-plot", po::bool_switch(&noPlot), "skip the error-vs-step plot");
+  po::options_description hidden;
+  hidden.add_options()("run-dir", po::value(&dirs));
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::positional_options_description pos;
+  pos.add("run-dir", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    MS_THROW(core::ConfigError, "{} (see --help)", e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return core::kExitOk;
+  }
+  MS_REQUIRE(!dirs.empty(), core::ConfigError, "no run directory given (see --help)");
+  MS_REQUIRE(lastK >= 1, core::ConfigError, "--last-k: expected a count >= 1, got {}", lastK);
+  post::ReportOptions options;
+  options.groupBy = splitList(groupBy);
+  MS_REQUIRE(!options.groupBy.empty(), core::ConfigError,
+             "--group-by: expected comma-separated config keys, got '{}'", groupBy);
+  options.lastK = lastK;
+  options.paperColumn = !noPaper;
+
+  std::vector<fs::path> runDirs;
+  for (const auto& d : dirs) {
+    if (recursive) {
+      const auto found = post::findRuns(d);
+      MS_REQUIRE(!found.empty(), core::IoError, "{}: no run directory (with a config.cfg) below",
+                 d);
+      runDirs.insert(runDirs.end(), found.begin(), found.end());
+    } else {
+      runDirs.emplace_back(d);
+    }
+  }
+  std::vector<post::RunRecord> runs;
+  for (const auto& d : runDirs) runs.push_back(post::loadRun(d));
+
+  const auto rows = post::aggregate(runs, options);
+  const fs::path out(outDir);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  MS_REQUIRE(fs::is_directory(out), core::IoError, "--output-dir {}: cannot create", outDir);
+  const std::string markdown = post::toMarkdown(rows, options);
+  post::writeTextAtomic(out / (name + ".md"), markdown);
+  post::writeTextAtomic(out / (name + ".csv"), post::toCsv(rows, options));
+  post::writeTextAtomic(out / (name + ".tex"), post::toLatex(rows, options));
+  if (!noPlot) {
+    const auto plot = post::errorCurves(runs, options);
+    post::plotLines(plot, out / (name + "-error.png"));
+    post::plotLines(plot, out / (name + "-error.pdf"));
+  }
+  std::cout << markdown;
+  return core::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return reportMain(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "metasemi-report: " << e.what() << "\n";
+    return core::exitCodeFor(e);
+  }
+}
