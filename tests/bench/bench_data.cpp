@@ -8,6 +8,7 @@
 // --jpeg-dir: a folder of .jpg files to use (default: synthetic 500x375 photos-like images);
 // --step-ms: simulated trainer step time while measuring the waiting fraction (default 30,
 // about a full-size ConvLarge MetaSemi step at batch 128 on a data-centre GPU).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -102,11 +103,14 @@ double waitFraction(const std::shared_ptr<md::SampleSource>& source, const md::A
   unl.next();
   const double wait0 = lab.totalWaitSeconds() + unl.totalWaitSeconds();
   const auto t0 = Clock::now();
+  std::vector<double> waits;
   for (int i = 0; i < steps; ++i) {
-    lab.next();
-    unl.next();
+    waits.push_back(lab.next().waitSeconds + unl.next().waitSeconds);
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(stepMs));
   }
+  std::sort(waits.begin(), waits.end());
+  std::cout << fmt::format("    per-step wait: median {:.3f} ms, max {:.3f} ms\n",
+                           1e3 * waits[waits.size() / 2], 1e3 * waits.back());
   return (lab.totalWaitSeconds() + unl.totalWaitSeconds() - wait0) / seconds(t0);
 }
 

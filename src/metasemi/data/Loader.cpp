@@ -66,6 +66,9 @@ class Prefetcher {
       });
       auto it = ready_.find(delivered_);
       if (it == ready_.end()) return std::nullopt;
+      // Timed before waking a worker: on a busy machine the woken thread may take this core,
+      // which is CPU contention, not waiting for data.
+      const auto t1 = std::chrono::steady_clock::now();
       Slot slot = std::move(it->second);
       ready_.erase(it);
       ++delivered_;
@@ -73,6 +76,8 @@ class Prefetcher {
       workAvailable_.notify_all();
       if (slot.error) std::rethrow_exception(slot.error);
       out = std::move(slot.result);
+      out->batch.waitSeconds = std::chrono::duration<double>(t1 - t0).count();
+      return out;
     }
     out->batch.waitSeconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
