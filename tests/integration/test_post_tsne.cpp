@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// 4 classes as Gaussian blobs in 32-d; rows cycle labeled (1 in 10), unlabeled, test.
+// 4 classes as Gaussian blobs in 32-d; blocks of 4 rows are labeled (1 in 10), unlabeled or
+// test.
 void writeFeatures(const fs::path& path, std::size_t n, bool withSubset = true) {
   const std::size_t d = 32;
   core::Rng rng(8);
@@ -31,7 +32,8 @@ void writeFeatures(const fs::path& path, std::size_t n, bool withSubset = true) 
   std::vector<std::uint8_t> subset(n);
   for (std::size_t i = 0; i < n; ++i) {
     labels[i] = static_cast<std::int64_t>(i % 4);
-    subset[i] = i % 10 == 0 ? 0 : (i % 2 == 0 ? 1 : 2);
+    const std::size_t block = i / 4;  // every subset gets all four classes
+    subset[i] = block % 10 == 0 ? 0 : (block % 2 == 0 ? 1 : 2);
     for (std::size_t t = 0; t < d; ++t) {
       x[i * d + t] = static_cast<float>(centres[labels[i] * d + t] + normal());
     }

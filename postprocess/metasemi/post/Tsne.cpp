@@ -425,7 +425,8 @@ void nearestNeighbors(const float* x, std::size_t n, std::size_t d, std::size_t 
              "nearest neighbours: need 1 <= k < number of points, got k = {} for {} points", k, n);
   const std::size_t panels = (n + kPanel - 1) / kPanel;
   std::vector<float> packed(panels * kPanel * d, 0.0f);
-  std::vector<float> norms(n);
+  // Padded to whole panels with +inf so that padding never looks like a neighbour.
+  std::vector<float> norms(panels * kPanel, std::numeric_limits<float>::infinity());
   for (std::size_t i = 0; i < n; ++i) {
     const float* row = x + i * d;
     double s = 0.0;
@@ -457,9 +458,21 @@ void nearestNeighbors(const float* x, std::size_t n, std::size_t d, std::size_t 
           for (std::size_t pnl = c0; pnl < c1; ++pnl) {
             panelDots(qbuf.data(), nq, packed.data() + pnl * kPanel * d, d, dots);
             const std::size_t r0 = pnl * kPanel, r1 = std::min(n, r0 + kPanel);
+            Vec16 panelNorm;
+            std::memcpy(&panelNorm, norms.data() + r0, sizeof(panelNorm));
             for (std::size_t qi = 0; qi < nq; ++qi) {
               const std::size_t q = g + qi;
               auto& heap = heaps[q - q0];
+              // Once the heap is full most panels hold no closer point: reject all 16 at once.
+              if (heap.size() == k) {
+                Vec16 dot;
+                std::memcpy(&dot, dots + qi * kPanel, sizeof(dot));
+                const Vec16 dist = norms[q] + panelNorm - 2.0f * dot;
+                const float limit = heap.front().dist;
+                bool any = false;
+                for (std::size_t lane = 0; lane < kPanel; ++lane) any |= dist[lane] <= limit;
+                if (!any) continue;
+              }
               for (std::size_t r = r0; r < r1; ++r) {
                 if (r == q) continue;
                 const Candidate cand{
