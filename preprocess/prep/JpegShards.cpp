@@ -134,9 +134,13 @@ Plan deserialise(const std::string& s) {
 }
 
 std::vector<std::uint8_t> readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   MS_REQUIRE(in, IoError, "{}: cannot open (missing or unreadable)", path.string());
-  return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(in)), {});
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(in.tellg()));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  MS_REQUIRE(in, IoError, "{}: read failed", path.string());
+  return data;
 }
 
 Options parseOptions(const std::vector<std::string>& args, bool& help) {

@@ -149,36 +149,48 @@ std::vector<std::uint8_t> ArchiveFiles::read(const std::string& name) const {
                          [&](const auto& m) { return m.first == name; });
   MS_REQUIRE(it != members_.end(), IoError, "{}: file {} not found in it", input_.string(), name);
   if (!isArchive_) {
-    std::ifstream in(it->second, std::ios::binary);
+    std::ifstream in(it->second, std::ios::binary | std::ios::ate);
     MS_REQUIRE(in, IoError, "{}: cannot open", it->second);
-    std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)), {});
+    std::vector<std::uint8_t> data(static_cast<std::size_t>(in.tellg()));
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    MS_REQUIRE(in, IoError, "{}: read failed", it->second);
     return data;
   }
-  archive* a = archive_read_new();
-  archive_read_support_filter_all(a);
-  archive_read_support_format_all(a);
-  std::vector<std::uint8_t> data;
-  bool found = false;
-  std::string error;
-  if (archive_read_open_filename(a, input_.c_str(), 1 << 20) == ARCHIVE_OK) {
-    archive_entry* entry = nullptr;
-    while (archive_read_next_header(a, &entry) == ARCHIVE_OK) {
-      if (it->second != archive_entry_pathname(entry)) {
-        archive_read_data_skip(a);
-        continue;
+  if (extracted_.empty()) {
+    archive* a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_all(a);
+    std::string error;
+    if (archive_read_open_filename(a, input_.c_str(), 1 << 20) != ARCHIVE_OK) {
+      error = archive_error_string(a) ? archive_error_string(a) : "cannot open";
+    } else {
+      archive_entry* entry = nullptr;
+      int rc = ARCHIVE_OK;
+      while (error.empty() && (rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
+        if (archive_entry_filetype(entry) != AE_IFREG) continue;
+        auto& data = extracted_[archive_entry_pathname(entry)];
+        std::uint8_t buf[1 << 16];
+        la_ssize_t got = 0;
+        while ((got = archive_read_data(a, buf, sizeof buf)) > 0) {
+          data.insert(data.end(), buf, buf + got);
+        }
+        if (got < 0) error = archive_error_string(a) ? archive_error_string(a) : "read error";
       }
-      found = true;
-      std::uint8_t buf[1 << 16];
-      la_ssize_t got = 0;
-      while ((got = archive_read_data(a, buf, sizeof buf)) > 0)
-        data.insert(data.end(), buf, buf + got);
-      if (got < 0) error = archive_error_string(a) ? archive_error_string(a) : "read error";
-      break;
+      if (error.empty() && rc != ARCHIVE_EOF) {
+        error = archive_error_string(a) ? archive_error_string(a) : "damaged archive";
+      }
+    }
+    archive_read_free(a);
+    if (!error.empty()) {
+      extracted_.clear();
+      MS_THROW(IoError, "{}: cannot extract: {}", input_.string(), error);
     }
   }
-  archive_read_free(a);
-  MS_REQUIRE(found && error.empty(), IoError, "{}: cannot extract {}{}", input_.string(),
-             it->second, error.empty() ? "" : ": " + error);
+  const auto found = extracted_.find(it->second);
+  MS_REQUIRE(found != extracted_.end(), IoError, "{}: cannot extract {}", input_.string(),
+             it->second);
+  std::vector<std::uint8_t> data = found->second;
   return data;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,8 @@ std::vector<std::uint8_t> readIdx(const std::filesystem::path& path, int expecte
 RawSplit readIdxSplit(const std::filesystem::path& images, const std::filesystem::path& labels);
 
 /// The files of a dataset archive: an extracted folder (searched recursively) or a .tar.gz /
-/// .tgz / .tar read in place with libarchive.
+/// .tgz / .tar read in place with libarchive (the first read extracts every member into memory
+/// in one pass; the CIFAR archives hold ~180 MB).
 class ArchiveFiles {
  public:
   /// Indexes `input`; throws core::IoError when it does not exist or cannot be read.
@@ -45,6 +47,7 @@ class ArchiveFiles {
   std::filesystem::path input_;
   bool isArchive_ = false;
   std::vector<std::pair<std::string, std::string>> members_;  // file name, path in the input
+  mutable std::map<std::string, std::vector<std::uint8_t>> extracted_;  // by path in the archive
 };
 
 /// CIFAR-10 binary version: data_batch_1..5.bin (train) or test_batch.bin (test), 10000
