@@ -130,6 +130,14 @@ BOOST_AUTO_TEST_CASE(resume_mid_pass_reproduces_the_following_batches_bit_for_bi
   const auto again = take(*a, 9);
   for (int i = 0; i < 9; ++i) BOOST_TEST(sameBatch(again[i], expected[i]), "batch " << i);
 
+  // A refused state leaves the stream usable where it was.
+  md::StreamState foreign = saved;
+  foreign.size = 5;
+  BOOST_CHECK_THROW(a->restore(foreign), ConfigError);
+  auto c = makeStream(10, 0, 1, {0, 1}, saved);
+  take(*c, 9);
+  BOOST_TEST(sameBatch(a->next(), c->next()));
+
   // A state of another stream is refused.
   BOOST_CHECK_THROW(std::make_unique<md::TrainStream>(toySource(), std::vector<std::int64_t>{1, 3},
                                                       md::StreamId::kUnlabeled, 2024, cifarLike(),

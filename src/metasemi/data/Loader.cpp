@@ -238,7 +238,15 @@ Batch TrainStream::next() {
 
 void TrainStream::restore(const StreamState& s) {
   prefetcher_.reset();  // joins the workers before the stream moves
-  stream_.restore(s);
+  const StreamState previous = consumed_;
+  try {
+    stream_.restore(s);
+  } catch (...) {
+    // A refused state leaves the stream where the consumer was, still usable.
+    stream_.restore(previous);
+    start();
+    throw;
+  }
   consumed_ = stream_.state();
   start();
 }
