@@ -201,3 +201,56 @@ BOOST_AUTO_TEST_CASE(watchdog_lets_quick_collectives_through) {
   MS_COLLECTIVE_CHECK(ok);
   MS_COLLECTIVE_CHECK(comm().collectiveTimeout() == 0.0);
 }
+
+BOOST_AUTO_TEST_CASE(gradients_as_bucket_views_are_averaged_in_place) {
+  // The gradients live in the buckets: backward accumulates into them, allreduce copies nothing,
+  // and the result is the average of both ranks' gradients.
+  torch::manual_seed(5);
+  torch::nn::Linear net(16, 4);
+  std::vector<torch::Tensor> params = net->parameters();
+  GradientBucketer bucketer;
+  const auto views = bucketer.bucketViews(params);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    params[i].mutable_grad() = views[i];
+    params[i].mutable_grad().zero_();
+  }
+  auto gradsOf = [&](int rank) {
+    torch::manual_seed(100 + rank);
+    const auto x = torch::randn({8, 16});
+    for (auto& p : params) p.mutable_grad().zero_();
+    net->forward(x).pow(2).sum().backward();
+    std::vector<torch::Tensor> g;
+    for (auto& p : params) g.push_back(p.grad().clone());
+    return g;
+  };
+  const auto g0 = gradsOf(0);
+  const auto g1 = gradsOf(1);
+  gradsOf(comm().rank());
+  bool inPlace = true;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    inPlace = inPlace && params[i].grad().data_ptr() == views[i].data_ptr();
+  }
+  bucketer.allreduce(comm(), {params[0].grad(), params[1].grad()});
+  bool ok = inPlace;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    ok = ok && bitEqual(params[i].grad(), (g0[i] + g1[i]) / 2);
+  }
+  MS_COLLECTIVE_CHECK(inPlace);
+  MS_COLLECTIVE_CHECK(ok);
+}
+
+BOOST_AUTO_TEST_CASE(views_and_separate_tensors_mixed) {
+  const int r = comm().rank();
+  std::vector<torch::Tensor> like = {torch::zeros({4}), torch::zeros({2, 3}), torch::zeros({5})};
+  GradientBucketer bucketer;
+  auto views = bucketer.bucketViews(like);
+  std::vector<torch::Tensor> grads = {views[0], torch::zeros({2, 3}), views[2]};
+  grads[0].fill_(1.0f + r);
+  grads[1].fill_(3.0f * r);
+  grads[2].fill_(-1.0f);
+  bucketer.allreduce(comm(), grads);
+  MS_COLLECTIVE_CHECK(bitEqual(grads[0], torch::full({4}, 1.5f)));
+  MS_COLLECTIVE_CHECK(bitEqual(grads[1], torch::full({2, 3}, 1.5f)));
+  MS_COLLECTIVE_CHECK(bitEqual(grads[2], torch::full({5}, -1.0f)));
+  MS_COLLECTIVE_CHECK(grads[0].data_ptr() == views[0].data_ptr());
+}

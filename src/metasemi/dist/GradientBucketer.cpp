@@ -1,5 +1,7 @@
 #include "metasemi/dist/GradientBucketer.h"
 
+#include <cmath>
+
 #include "metasemi/core/Error.h"
 
 namespace metasemi::dist {
@@ -71,20 +73,72 @@ void GradientBucketer::layout(const std::vector<torch::Tensor>& tensors) {
   close();
 }
 
+namespace {
+
+// The part of `flat` that holds a member: `numel` elements from `offset`, viewed as `t`'s shape.
+torch::Tensor memberView(const torch::Tensor& flat, std::int64_t offset, const torch::Tensor& t) {
+  return flat.narrow(0, offset, t.numel()).view(t.sizes());
+}
+
+// True when `t` already is that part of the bucket (a view handed out by bucketViews()).
+bool aliases(const torch::Tensor& t, const torch::Tensor& view) {
+  return t.data_ptr() == view.data_ptr() && t.is_contiguous();
+}
+
+}  // namespace
+
 void GradientBucketer::pack(Bucket& b, const std::vector<torch::Tensor>& tensors) const {
   torch::NoGradGuard noGrad;
   for (std::size_t k = 0; k < b.member.size(); ++k) {
     const auto& t = tensors[b.member[k]];
-    b.flat.narrow(0, b.offset[k], t.numel()).view(t.sizes()).copy_(t);
+    auto view = memberView(b.flat, b.offset[k], t);
+    if (!aliases(t, view)) view.copy_(t);
   }
 }
 
-void GradientBucketer::unpack(Bucket& b, const std::vector<torch::Tensor>& tensors) const {
+void GradientBucketer::unpack(Bucket& b, const std::vector<torch::Tensor>& tensors,
+                              double divisor) const {
   torch::NoGradGuard noGrad;
+  bool allAliased = true;
   for (std::size_t k = 0; k < b.member.size(); ++k) {
     const auto& t = tensors[b.member[k]];
-    t.copy_(b.flat.narrow(0, b.offset[k], t.numel()).view(t.sizes()));
+    allAliased = allAliased && aliases(t, memberView(b.flat, b.offset[k], t));
   }
+  if (allAliased) {
+    if (divisor == 1.0) return;
+    // Multiplying by 2^-k rounds exactly as dividing by 2^k (the scale is exact), and costs less.
+    const bool powerOfTwo = std::exp2(std::round(std::log2(divisor))) == divisor;
+    if (powerOfTwo) {
+      b.flat.mul_(1.0 / divisor);
+    } else {
+      b.flat.div_(divisor);
+    }
+    return;
+  }
+  const auto d = torch::scalar_tensor(divisor, b.flat.options());
+  for (std::size_t k = 0; k < b.member.size(); ++k) {
+    const auto& t = tensors[b.member[k]];
+    auto view = memberView(b.flat, b.offset[k], t);
+    if (aliases(t, view)) {
+      if (divisor != 1.0) view.div_(d);
+    } else if (divisor != 1.0) {
+      // One pass: divide while copying back.
+      at::div_out(const_cast<torch::Tensor&>(t), view, d);
+    } else {
+      t.copy_(view);
+    }
+  }
+}
+
+std::vector<torch::Tensor> GradientBucketer::bucketViews(const std::vector<torch::Tensor>& like) {
+  if (!sameLayout(like)) layout(like);
+  std::vector<torch::Tensor> views(like.size());
+  for (auto& b : buckets_) {
+    for (std::size_t k = 0; k < b.member.size(); ++k) {
+      views[b.member[k]] = memberView(b.flat, b.offset[k], like[b.member[k]]);
+    }
+  }
+  return views;
 }
 
 void GradientBucketer::allreduce(Communicator& comm, const std::vector<torch::Tensor>& tensors,
@@ -101,8 +155,7 @@ void GradientBucketer::allreduce(Communicator& comm, const std::vector<torch::Te
     pack(b, tensors);
     comm.allreduce(b.flat, ReduceOp::kSum);
     // Sum first, then one division: for two ranks this is exactly (a + b) / 2.
-    if (average && comm.size() > 1) b.flat.div_(static_cast<double>(comm.size()));
-    unpack(b, tensors);
+    unpack(b, tensors, average ? static_cast<double>(comm.size()) : 1.0);
   }
 }
 
@@ -112,7 +165,7 @@ void GradientBucketer::broadcast(Communicator& comm, const std::vector<torch::Te
   for (auto& b : buckets_) {
     if (comm.rank() == root) pack(b, tensors);
     comm.broadcast(b.flat, root);
-    if (comm.rank() != root) unpack(b, tensors);
+    if (comm.rank() != root) unpack(b, tensors, 1.0);
   }
 }
 

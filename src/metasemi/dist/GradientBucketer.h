@@ -33,6 +33,13 @@ class GradientBucketer {
   /// shapes and dtypes (float, integer and bool buffers alike), same list on every rank.
   void broadcast(Communicator& comm, const std::vector<torch::Tensor>& tensors, int root = 0);
 
+  /// Builds the layout for `like` (as allreduce() would) and returns one contiguous view into
+  /// the flat buckets per tensor, with its shape. Used as the gradients themselves
+  /// (`param.mutable_grad() = view`; autograd then accumulates into them in place), they make
+  /// allreduce() copy nothing: only the reduction and the division remain. Their values are
+  /// undefined until written. The views stay valid while the layout does.
+  std::vector<torch::Tensor> bucketViews(const std::vector<torch::Tensor>& like);
+
   /// Number of buckets of the current layout (0 before the first call).
   std::size_t numBuckets() const { return buckets_.size(); }
   /// Bytes in bucket `i`.
@@ -47,7 +54,7 @@ class GradientBucketer {
   void layout(const std::vector<torch::Tensor>& tensors);
   bool sameLayout(const std::vector<torch::Tensor>& tensors) const;
   void pack(Bucket& b, const std::vector<torch::Tensor>& tensors) const;
-  void unpack(Bucket& b, const std::vector<torch::Tensor>& tensors) const;
+  void unpack(Bucket& b, const std::vector<torch::Tensor>& tensors, double divisor) const;
 
   std::size_t maxBytes_;
   std::vector<Bucket> buckets_;
