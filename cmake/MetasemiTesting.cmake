@@ -10,7 +10,8 @@ set(METASEMI_TEST_ENV
   "METASEMI_FASHION_MNIST=/usr/share/datasets/fashion-mnist"
   "OMP_NUM_THREADS=1")
 
-add_library(metasemi_test_support STATIC ${PROJECT_SOURCE_DIR}/tests/support/TestSupport.cpp)
+add_library(metasemi_test_support STATIC ${PROJECT_SOURCE_DIR}/tests/support/TestSupport.cpp
+                                         ${PROJECT_SOURCE_DIR}/tests/support/TinyShards.cpp)
 target_include_directories(metasemi_test_support PUBLIC ${PROJECT_SOURCE_DIR}/tests)
 target_link_libraries(metasemi_test_support PUBLIC metasemi::metasemi Boost::unit_test_framework)
 target_compile_definitions(metasemi_test_support PUBLIC BOOST_TEST_DYN_LINK)

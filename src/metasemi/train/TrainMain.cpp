@@ -8,18 +8,24 @@
 #include "metasemi/dist/Communicator.h"
 #include "metasemi/io/Hdf5.h"
 #include "metasemi/train/BuildInfo.h"
+#include "metasemi/train/Trainer.h"
 
 namespace metasemi::train {
 namespace {
 
-int run(const core::TrainOptions& options, dist::Communicator& comm) {
+int run(const core::TrainOptions& options, const dist::Environment& env, dist::Communicator& comm) {
   const core::TrainConfig& cfg = options.config;
   if (options.dryRun) {
     if (comm.isRoot()) std::cout << core::formatConfig(cfg) << std::flush;
     return core::kExitOk;
   }
-  MS_THROW(core::Error,
-           "the training loop is not part of this build yet; use --dry-run to check settings");
+  // The host communicator (MPI or serial) serves unless another backend is asked for; asking
+  // for one this build or machine lacks is a ConfigError, never a silent fallback.
+  if (cfg.distBackend == core::DistBackend::kNccl || cfg.gpu) {
+    auto trainComm = dist::makeCommunicator(env, cfg.distBackend, cfg.gpu);
+    return runTraining(cfg, *trainComm);
+  }
+  return runTraining(cfg, comm);
 }
 
 }  // namespace
@@ -41,7 +47,7 @@ int trainMain(int argc, char** argv) {
       return core::kExitOk;
     }
     core::setupLogging(comm->rank(), comm->size(), options.config.logLevel);
-    return run(options, *comm);
+    return run(options, env, *comm);
   } catch (const core::ConfigError& e) {
     // Every rank parses the same command line, so every rank gets here: rank 0 reports it and
     // all exit with 2 without an abort banner.
