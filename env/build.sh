@@ -8,6 +8,8 @@ shift || true
 # ccache lives outside the clone so fresh clones on the same machine build warm.
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/metasemi-ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# Paths below the clone are hashed relative to it, so another clone of the same sources hits.
+export CCACHE_BASEDIR="$root"
 cd "$root"
 cmake --preset "$preset" "$@" > /dev/null
 # Each TU that includes torch needs ~1 GB while compiling: cap parallel jobs by memory too.
