@@ -122,6 +122,8 @@ def main():
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     ap.add_argument("--method", choices=["meta", "baseline"], default="meta")
     ap.add_argument("--mix-up", type=int, default=1)
+    ap.add_argument("--architecture", choices=["convlarge", "resnet18"], default="convlarge",
+                    help="resnet18 compares with torchvision's (needs python3-torchvision)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--channels", type=int, default=3)
@@ -134,7 +136,7 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=8469)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--channels-last", type=int, default=1,
+    ap.add_argument("--channels-last", type=int, default=0,
                     help="memory format of the C++ run (PyTorch runs NCHW as the reference)")
     ap.add_argument("--tolerance", type=float, default=None,
                     help="largest allowed relative difference (default 1e-9 float64, 2e-3 float32)")
@@ -144,7 +146,11 @@ def main():
     torch.set_num_threads(a.threads)
 
     torch.manual_seed(a.seed)
-    model = ConvLarge(a.channels, a.num_classes, a.width_factor, a.dropout).to(dtype)
+    if a.architecture == "resnet18":
+        import torchvision
+        model = torchvision.models.resnet18(num_classes=a.num_classes).to(dtype)
+    else:
+        model = ConvLarge(a.channels, a.num_classes, a.width_factor, a.dropout).to(dtype)
     with torch.no_grad():  # non-trivial BN statistics, so eval mode is not the identity
         model.train()
         model(torch.randn(8, a.channels, a.size, a.size, dtype=dtype))
@@ -163,7 +169,7 @@ def main():
         f["labeled_images"], f["labels"] = xl.numpy(), yl.numpy()
         f["unlabeled_images"], f["lambda"] = xu.numpy(), lam.numpy()
 
-    cmd = [a.bin, "--checkpoint", ckpt, "--batch", batch, "--output", outp,
+    cmd = [a.bin, "--architecture", a.architecture, "--checkpoint", ckpt, "--batch", batch, "--output", outp,
            "--num-classes", str(a.num_classes), "--width-factor", str(a.width_factor),
            "--dropout", str(a.dropout), "--method", a.method, "--lr", str(a.lr),
            "--epsilon", str(a.epsilon), "--weight", str(a.weight),

@@ -24,6 +24,12 @@ enum class StepKind {
   kMixUpOnly,    ///< train_baseline.py --mix-up (no meta update, no consistency term)
 };
 
+/// The step kind of the trainer's `--method` and `--mix-up` flags.
+inline StepKind stepKindFor(core::Method method, bool mixUp) {
+  if (method == core::Method::kMeta) return mixUp ? StepKind::kMetaMixUp : StepKind::kMeta;
+  return mixUp ? StepKind::kMixUpOnly : StepKind::kLabeledOnly;
+}
+
 /// Per-step settings (the schedules are evaluated by the caller).
 struct StepSettings {
   StepKind kind = StepKind::kMetaMixUp;
