@@ -265,3 +265,81 @@ BOOST_AUTO_TEST_CASE(imagenet_split_lists_feed_jpeg_shards) {
                              ": n009/missing.JPEG is not in " + root.string() + "\n");
   BOOST_TEST(!fs::exists(dir / "lists2" / "train_labeled.txt"));
 }
+
+BOOST_AUTO_TEST_CASE(an_interrupted_run_resumes_with_the_finished_shards) {
+  const auto dir = metasemi::test::freshDir("prep_jpeg_resume");
+  const auto root = makeTree(dir);
+  const auto out = dir / "set";
+  // The last file in sorted order is broken: shards 0..2 are finished when shard 3 fails.
+  const fs::path last = root / "n003_progressive" / "zz_last.JPEG";
+  std::ofstream(last) << "broken";
+  const std::string run = "jpeg-shards --input " + root.string() + " --out " + out.string() +
+                          " --split train --images-per-shard 4";
+  auto r = runCommand(prep(run));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  BOOST_TEST(noSplitOutput(out, "train"));
+  BOOST_TEST(fs::exists(out / "train.partial" / "shard-00002.h5"));
+  fs::copy_file(openCvDocImages() / "fruits.jpg", last, fs::copy_options::overwrite_existing);
+  r = runCommand(prep(run));
+  BOOST_REQUIRE_MESSAGE(r.exitCode == 0, r.output);
+  BOOST_TEST(r.output.find("3 shards reused") != std::string::npos, r.output);
+  BOOST_TEST(!fs::exists(out / "train.partial"));
+  const auto s = snapshot(out, "train");
+  BOOST_TEST(s.info.numImages == 14);
+  BOOST_TEST(s.images.back() == fileBytes(last));
+  // The same set written in one go has the same content.
+  r = runCommand(prep("jpeg-shards --input " + root.string() + " --out " +
+                      (dir / "fresh").string() + " --split train --images-per-shard 4"));
+  BOOST_REQUIRE_MESSAGE(r.exitCode == 0, r.output);
+  const auto fresh = snapshot(dir / "fresh", "train");
+  BOOST_TEST(fresh.images == s.images);
+  BOOST_TEST(fresh.info.mean == s.info.mean);
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_file_on_one_rank_ends_every_rank) {
+  const auto dir = metasemi::test::freshDir("prep_jpeg_mpi_bad");
+  const auto root = makeTree(dir);
+  const fs::path bad = root / "n002_grey" / "n002_grey_2.JPEG";
+  std::ofstream(bad, std::ios::trunc) << "GIF89a";
+  const auto r = runCommand("timeout -k 5 120 mpirun --oversubscribe -np 2 " +
+                            prep("jpeg-shards --input " + root.string() + " --out " +
+                                 (dir / "set").string() + " --split train --images-per-shard 3"));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  // Image 7 is in shard 2, which rank 0 writes.
+  BOOST_TEST(r.output.find("[rank 0] metasemi-prep: " + bad.string() + ": not a JPEG file") !=
+                 std::string::npos,
+             r.output);
+  BOOST_TEST(noSplitOutput(dir / "set", "train"));
+}
+
+BOOST_AUTO_TEST_CASE(verify_finds_a_changed_byte) {
+  const auto dir = metasemi::test::freshDir("prep_jpeg_verify");
+  const auto root = makeTree(dir);
+  const auto out = dir / "set";
+  auto r = runCommand(prep("jpeg-shards --input " + root.string() + " --out " + out.string() +
+                           " --split train --images-per-shard 20"));
+  BOOST_REQUIRE_MESSAGE(r.exitCode == 0, r.output);
+  // Change one byte inside the stored copy of the first JPEG (contiguous layout).
+  const auto shard = out / "train" / "shard-00000.h5";
+  std::string bytes;
+  {
+    std::ifstream in(shard, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto original = fileBytes(root / "n001_colour" / "n001_colour_0.JPEG");
+  const std::string needle(original.begin(), original.begin() + 64);
+  const auto pos = bytes.find(needle);
+  BOOST_REQUIRE(pos != std::string::npos);
+  bytes[pos + original.size() / 2] = static_cast<char>(bytes[pos + original.size() / 2] ^ 0x01);
+  {
+    std::ofstream o(shard, std::ios::binary | std::ios::trunc);
+    o << bytes;
+  }
+  r = runCommand(prep("verify --set " + out.string()));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  BOOST_TEST(r.output.find(shard.string() + ": jpeg_data has CRC-32") != std::string::npos,
+             r.output);
+  BOOST_TEST(
+      r.output.find("metasemi-prep: " + out.string() + ": verify found") != std::string::npos,
+      r.output);
+}
