@@ -1,5 +1,6 @@
 // metasemi-prep on the real Fashion-MNIST files and on a synthetic full-size CIFAR-10 archive;
 // every bad input ends with one line naming the file, a non-zero exit and no output left.
+#include <matio.h>
 #include <zlib.h>
 
 #include <fstream>
@@ -249,4 +250,55 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_and_leave_nothing) {
                   "metasemi-prep: " + (set / "train.h5").string() +
                       ": split 'train' not found (splits here: test)"},
                  set / "splits");
+}
+
+namespace {
+
+// An SVHN-style MATLAB v5 file of n images: X uint8 32x32x3xn (column-major), y double n x 1.
+void writeSvhn(const fs::path& p, std::size_t n, std::uint8_t base) {
+  std::vector<std::uint8_t> x(3072 * n);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<std::uint8_t>(base + i % 97);
+  std::vector<double> y(n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<double>(i % 10 + 1);
+  mat_t* m = Mat_CreateVer(p.c_str(), nullptr, MAT_FT_MAT5);
+  std::size_t dx[4] = {32, 32, 3, n};
+  matvar_t* vx = Mat_VarCreate("X", MAT_C_UINT8, MAT_T_UINT8, 4, dx, x.data(), 0);
+  Mat_VarWrite(m, vx, MAT_COMPRESSION_ZLIB);
+  Mat_VarFree(vx);
+  std::size_t dy[2] = {n, 1};
+  matvar_t* vy = Mat_VarCreate("y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dy, y.data(), 0);
+  Mat_VarWrite(m, vy, MAT_COMPRESSION_NONE);
+  Mat_VarFree(vy);
+  Mat_Close(m);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(svhn_mat_files_end_to_end) {
+  const auto dir = metasemi::test::freshDir("prep_cli_svhn");
+  writeSvhn(dir / "train_32x32.mat", 30, 10);
+  writeSvhn(dir / "test_32x32.mat", 12, 50);
+  const auto r =
+      runCommand(prep("svhn --input " + dir.string() + " --out " + (dir / "set").string()));
+  BOOST_REQUIRE_MESSAGE(r.exitCode == 0, r.output);
+  const auto train = io::ShardSet::open(dir / "set", "train");
+  const auto test = io::ShardSet::open(dir / "set", "test");
+  BOOST_TEST(train.size() == 30);
+  BOOST_TEST(test.size() == 12);
+  // y = 1..10 repeating; 10 is digit 0.
+  BOOST_TEST(train.labels()[0] == 1);
+  BOOST_TEST(train.labels()[9] == 0);
+  BOOST_TEST(train.info().classNames.at(0) == "0");
+  BOOST_TEST(test.info().mean == train.info().mean);
+  const auto v =
+      runCommand(prep("split --set " + (dir / "set").string() + " --num-labels 20 --seed 7788"));
+  BOOST_TEST(v.exitCode == 0, v.output);
+  BOOST_TEST(train.labelSplit("labels-20-seed7788").unlabeled.size() == 10u);
+  // --extra without the file.
+  const auto e = runCommand(
+      prep("svhn --extra --input " + dir.string() + " --out " + (dir / "other").string()));
+  BOOST_TEST(e.exitCode == 3);
+  BOOST_TEST(e.output ==
+             "metasemi-prep: " + (dir / "extra_32x32.mat").string() + ": no such file\n");
+  BOOST_TEST(noFiles(dir / "other"));
 }
