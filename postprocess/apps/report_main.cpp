@@ -29,7 +29,7 @@ std::vector<std::string> splitList(const std::string& s) {
 
 int reportMain(int argc, char** argv) {
   std::vector<std::string> dirs;
-  std::string outDir, name, groupBy;
+  std::string outDir, name, groupBy, plotOnly;
   std::size_t lastK = 10;
   bool noPaper = false, recursive = false, noPlot = false;
   po::options_description opts(
@@ -47,7 +47,10 @@ int reportMain(int argc, char** argv) {
       "no-paper", po::bool_switch(&noPaper), "leave out the paper's numbers")(
       "recursive,r", po::bool_switch(&recursive),
       "treat each RUN_DIR as a tree and use every folder below it that has a config.cfg")(
-      "no-plot", po::bool_switch(&noPlot), "skip the error-vs-step plot");
+      "no-plot", po::bool_switch(&noPlot), "skip the error-vs-step plot")(
+      "plot-only", po::value(&plotOnly),
+      "plot only the runs whose config matches every KEY=VALUE of this comma-separated list "
+      "(e.g. dataset=cifar10,num-label=4000)");
   po::options_description hidden;
   hidden.add_options()("run-dir", po::value(&dirs));
   po::options_description all;
@@ -88,6 +91,24 @@ int reportMain(int argc, char** argv) {
   std::vector<post::RunRecord> runs;
   for (const auto& d : runDirs) runs.push_back(post::loadRun(d));
 
+  std::vector<std::pair<std::string, std::string>> filter;
+  for (const auto& item : splitList(plotOnly)) {
+    const auto eq = item.find('=');
+    MS_REQUIRE(eq != std::string::npos && eq > 0, core::ConfigError,
+               "--plot-only: expected KEY=VALUE items, found '{}'", item);
+    filter.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  std::vector<post::RunRecord> plotted;
+  for (const auto& run : runs) {
+    bool keep = true;
+    for (const auto& [key, value] : filter) {
+      const auto it = run.config.find(key);
+      keep = keep && it != run.config.end() && it->second == value;
+    }
+    if (keep) plotted.push_back(run);
+  }
+  MS_REQUIRE(noPlot || !plotted.empty(), core::ConfigError, "--plot-only {}: no run matches",
+             plotOnly);
   const auto rows = post::aggregate(runs, options);
   const fs::path out(outDir);
   std::error_code ec;
@@ -98,7 +119,7 @@ int reportMain(int argc, char** argv) {
   post::writeTextAtomic(out / (name + ".csv"), post::toCsv(rows, options));
   post::writeTextAtomic(out / (name + ".tex"), post::toLatex(rows, options));
   if (!noPlot) {
-    const auto plot = post::errorCurves(runs, options);
+    const auto plot = post::errorCurves(plotted, options);
     post::plotLines(plot, out / (name + "-error.png"));
     post::plotLines(plot, out / (name + "-error.pdf"));
   }

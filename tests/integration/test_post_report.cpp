@@ -58,6 +58,13 @@ BOOST_AUTO_TEST_CASE(tables_and_plot_from_run_directories) {
   BOOST_CHECK_EQUAL(png.width, 1000);
   BOOST_CHECK_EQUAL(png.height, 650);
   BOOST_CHECK_GT(png.inkFraction, 0.01);
+
+  // Only the MetaSemi runs in the plot: less ink than three curves.
+  const auto meta = test::runCommand(report() + " -r " + (root / "runs").string() + " -o " +
+                                     (root / "meta").string() + " --plot-only method=meta");
+  BOOST_REQUIRE_EQUAL(meta.exitCode, 0);
+  BOOST_CHECK_LT(post::inspectPng(root / "meta" / "results-error.png").inkFraction,
+                 png.inkFraction);
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_is_one_line_and_a_non_zero_exit) {
@@ -67,6 +74,7 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_and_a_non_zero_exit) {
   fs::remove(root / "no-metrics" / "metrics.jsonl");
   writeRun(root / "no-config", "svhn", "meta", 1, {10});
   fs::remove(root / "no-config" / "config.cfg");
+  writeRun(root / "good", "svhn", "meta", 1, {10, 9});
   struct Case {
     std::string args, expected;
     int code;
@@ -78,6 +86,8 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_and_a_non_zero_exit) {
       {"-r " + (root / "empty").string(), "no run directory", core::kExitIo},
       {"", "no run directory given", core::kExitConfig},
       {"--last-k zero " + (root / "no-config").string(), "last-k", core::kExitConfig},
+      {"--plot-only method " + (root / "good").string(), "KEY=VALUE", core::kExitConfig},
+      {"--plot-only method=fft " + (root / "good").string(), "no run matches", core::kExitConfig},
   };
   for (const auto& c : cases) {
     const auto r = test::runCommand(report() + " " + c.args + " -o " + (root / "out").string());
