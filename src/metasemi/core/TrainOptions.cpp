@@ -303,6 +303,21 @@ TrainOptions parseTrainOptions(const std::vector<std::string>& args) {
   return out;
 }
 
+TrainConfig parseConfigText(const std::string& text, const std::string& origin) {
+  po::variables_map file;
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, describe(true), /*allow_unregistered=*/false), file);
+  } catch (const po::error& e) {
+    MS_THROW(ConfigError, "{}: {}", origin, e.what());
+  }
+  TrainConfig c;
+  if (datasetOf(file) == "imagenet") applyImagenetDefaults(c);
+  applyValues(file, c, origin + ": ");
+  c.validate();
+  return c;
+}
+
 std::string trainUsage() {
   std::ostringstream os;
   os << "Usage: metasemi-train [flags]   (under mpirun/srun: one process per rank)\n\n"

@@ -23,6 +23,10 @@ struct TrainOptions {
 /// validation.
 TrainOptions parseTrainOptions(const std::vector<std::string>& args);
 
+/// Settings from `key = value` text (a config file's contents, e.g. the resolved configuration
+/// a checkpoint stores), validated. `origin` names the text in error messages.
+TrainConfig parseConfigText(const std::string& text, const std::string& origin);
+
 /// The `--help` text.
 std::string trainUsage();
 
