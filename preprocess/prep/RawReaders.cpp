@@ -238,6 +238,7 @@ RawSplit readCifar10(const ArchiveFiles& files, bool train) {
   } else {
     names.push_back("test_batch.bin");
   }
+  s.images.reserve(static_cast<std::size_t>(names.size() * 10000 * kCifarPixels));
   for (const auto& name : names) {
     const auto data = files.read(name);
     appendCifarRecords(data, files.describe(name), 1, 0, 10, 10000, s);

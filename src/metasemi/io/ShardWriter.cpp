@@ -19,19 +19,34 @@ void PixelStats::add(const std::uint8_t* hwc, std::int64_t pixels, int channels)
   }
   MS_CHECK(static_cast<int>(sum.size()) == channels, "pixel statistics of {} channels, got {}",
            sum.size(), channels);
-  // Exact integer sums per call; a double holds them exactly up to 2^53.
-  std::vector<std::uint64_t> s(static_cast<std::size_t>(channels), 0);
-  std::vector<std::uint64_t> q(static_cast<std::size_t>(channels), 0);
-  for (std::int64_t p = 0; p < pixels; ++p) {
-    for (int c = 0; c < channels; ++c) {
-      const std::uint64_t v = hwc[p * channels + c];
-      s[static_cast<std::size_t>(c)] += v;
-      q[static_cast<std::size_t>(c)] += v * v;
+  // Exact integer sums per call (a double holds them exactly up to 2^53); local accumulators
+  // so that the compiler keeps them in registers.
+  constexpr int kMaxChannels = 4;
+  MS_CHECK(channels >= 1 && channels <= kMaxChannels, "{} channels", channels);
+  std::uint64_t s[kMaxChannels] = {0, 0, 0, 0};
+  std::uint64_t q[kMaxChannels] = {0, 0, 0, 0};
+  if (channels == 3) {
+    for (std::int64_t p = 0; p < pixels; ++p) {
+      const std::uint64_t r = hwc[3 * p], g = hwc[3 * p + 1], b = hwc[3 * p + 2];
+      s[0] += r;
+      s[1] += g;
+      s[2] += b;
+      q[0] += r * r;
+      q[1] += g * g;
+      q[2] += b * b;
+    }
+  } else {
+    for (std::int64_t p = 0; p < pixels; ++p) {
+      for (int c = 0; c < channels; ++c) {
+        const std::uint64_t v = hwc[p * channels + c];
+        s[c] += v;
+        q[c] += v * v;
+      }
     }
   }
   for (int c = 0; c < channels; ++c) {
-    sum[static_cast<std::size_t>(c)] += static_cast<double>(s[static_cast<std::size_t>(c)]);
-    sumSq[static_cast<std::size_t>(c)] += static_cast<double>(q[static_cast<std::size_t>(c)]);
+    sum[static_cast<std::size_t>(c)] += static_cast<double>(s[c]);
+    sumSq[static_cast<std::size_t>(c)] += static_cast<double>(q[c]);
   }
   count += pixels;
 }
@@ -272,6 +287,10 @@ void ShardWriter::addImages(const std::uint8_t* hwc, const std::int64_t* labels,
     const std::int64_t room = imagesPerShard_ - static_cast<std::int64_t>(current_.labels.size());
     const std::int64_t take = std::min(room, n - done);
     const std::uint8_t* src = hwc + done * imageBytes;
+    // Untouched reserved pages cost nothing; growing by doubling would copy the shard.
+    if (current_.data.empty()) {
+      current_.data.reserve(static_cast<std::size_t>(imagesPerShard_ * imageBytes));
+    }
     current_.data.insert(current_.data.end(), src, src + take * imageBytes);
     current_.labels.insert(current_.labels.end(), labels + done, labels + done + take);
     current_.stats.add(src, take * pixels, static_cast<int>(header_.channels));
