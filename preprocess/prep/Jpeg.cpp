@@ -30,6 +30,10 @@ void JpegCodec::decode(const std::uint8_t* data, std::size_t size, const std::st
     MS_THROW(IoError, "{}: corrupt JPEG header: {}", name, tjGetErrorStr2(decoder_));
   }
   rgb.resize(static_cast<std::size_t>(width) * height * 3);
+  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
+    decodeCmyk(data, size, name, rgb, width, height);
+    return;
+  }
   if (tjDecompress2(decoder_, data, static_cast<unsigned long>(size), rgb.data(), width, 0, height,
                     TJPF_RGB, TJFLAG_FASTDCT) != 0) {
     const std::string msg = tjGetErrorStr2(decoder_);
@@ -37,6 +41,27 @@ void JpegCodec::decode(const std::uint8_t* data, std::size_t size, const std::st
     const bool fatal =
         tjGetErrorCode(decoder_) == TJERR_FATAL || msg.find("Premature end") != std::string::npos;
     MS_REQUIRE(!fatal, IoError, "{}: corrupt or truncated JPEG: {}", name, msg);
+  }
+}
+
+void JpegCodec::decodeCmyk(const std::uint8_t* data, std::size_t size, const std::string& name,
+                           std::vector<std::uint8_t>& rgb, int width, int height) {
+  // libjpeg cannot convert CMYK to RGB itself (ImageNet has a few such files). The stored
+  // values are Adobe's inverted CMYK, so R = C'·K'/255 with the stored C', K' (as OpenCV does).
+  cmyk_.resize(static_cast<std::size_t>(width) * height * 4);
+  if (tjDecompress2(decoder_, data, static_cast<unsigned long>(size), cmyk_.data(), width, 0,
+                    height, TJPF_CMYK, TJFLAG_FASTDCT) != 0) {
+    const std::string msg = tjGetErrorStr2(decoder_);
+    const bool fatal =
+        tjGetErrorCode(decoder_) == TJERR_FATAL || msg.find("Premature end") != std::string::npos;
+    MS_REQUIRE(!fatal, IoError, "{}: corrupt or truncated JPEG: {}", name, msg);
+  }
+  const std::size_t pixels = static_cast<std::size_t>(width) * height;
+  for (std::size_t p = 0; p < pixels; ++p) {
+    const unsigned k = cmyk_[4 * p + 3];
+    for (int c = 0; c < 3; ++c) {
+      rgb[3 * p + c] = static_cast<std::uint8_t>((cmyk_[4 * p + c] * k + 127) / 255);
+    }
   }
 }
 

@@ -11,7 +11,8 @@
 
 namespace metasemi::prep {
 
-/// Decodes a complete JPEG file to RGB (H×W×3 uint8 in `rgb`). Throws core::IoError
+/// Decodes a complete JPEG file to RGB (H×W×3 uint8 in `rgb`); grey images are expanded to
+/// RGB, CMYK/YCCK ones converted. Throws core::IoError
 /// "`name`: ..." for data that is not a JPEG, a truncated file or corrupt data. Recoverable
 /// libjpeg warnings (extraneous bytes) are accepted, as PIL and DALI accept them.
 void decodeJpeg(const std::uint8_t* data, std::size_t size, const std::string& name,
@@ -37,9 +38,13 @@ class JpegCodec {
                        int maxShorterSide, int quality, std::vector<std::uint8_t>& reencoded);
 
  private:
+  void decodeCmyk(const std::uint8_t* data, std::size_t size, const std::string& name,
+                  std::vector<std::uint8_t>& rgb, int width, int height);
+
   void* decoder_;
   void* encoder_;
   std::vector<std::uint8_t> rgb_;
+  std::vector<std::uint8_t> cmyk_;
 };
 
 }  // namespace metasemi::prep
