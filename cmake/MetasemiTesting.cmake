@@ -13,7 +13,9 @@ set(METASEMI_TEST_ENV
 add_library(metasemi_test_support STATIC ${PROJECT_SOURCE_DIR}/tests/support/TestSupport.cpp
                                          ${PROJECT_SOURCE_DIR}/tests/support/TinyShards.cpp)
 target_include_directories(metasemi_test_support PUBLIC ${PROJECT_SOURCE_DIR}/tests)
-target_link_libraries(metasemi_test_support PUBLIC metasemi::metasemi Boost::unit_test_framework)
+# Tests may use any part of the project, the postprocessing library included.
+target_link_libraries(metasemi_test_support PUBLIC metasemi::metasemi metasemi::post
+                                                   Boost::unit_test_framework)
 target_compile_definitions(metasemi_test_support PUBLIC BOOST_TEST_DYN_LINK)
 if(METASEMI_USE_PCH)
   target_precompile_headers(metasemi_test_support PRIVATE <torch/torch.h> <boost/test/unit_test.hpp>)
