@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(bad_data_is_refused_with_the_name) {
   const std::vector<std::uint8_t> half(good.begin(), good.begin() + good.size() / 2);
   BOOST_TEST(errorOf([&] {
                prep::decodeJpeg(half.data(), half.size(), "a/b.JPEG", out, w, h);
-             }).find("a/b.JPEG: corrupt or truncated JPEG") == 0);
+             }).find("a/b.JPEG: corrupt") == 0);
   const std::string text = "hello, not an image";
   BOOST_TEST(errorOf([&] {
                prep::decodeJpeg(reinterpret_cast<const std::uint8_t*>(text.data()), text.size(),
