@@ -93,6 +93,19 @@ std::string where(const std::string& path, const std::string& name) {
   return fmt::format("'{}' ({})", path, name);
 }
 
+// Selects rows [first, first + rows) of the dataset space `fspace` whose extent is `dims`, and
+// returns a memory space of that selection's shape (the caller closes it).
+hid_t selectRows(hid_t fspace, std::vector<hsize_t> dims, hsize_t first, hsize_t rows,
+                 const std::string& what) {
+  std::vector<hsize_t> start(dims.size(), 0);
+  start[0] = first;
+  dims[0] = rows;
+  MS_H5_CHECK(
+      H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr),
+      what);
+  return MS_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), what);
+}
+
 }  // namespace
 
 std::size_t dtypeSize(DType t) {
@@ -231,7 +244,7 @@ void H5File::createGroup(const std::string& name) {
 }
 
 std::vector<std::string> H5File::list(const std::string& name) const {
-  MS_REQUIRE(exists(name), core::IoError, "\'{}\': no group '{}'", path_, name);
+  MS_REQUIRE(exists(name), core::IoError, "'{}': no group '{}'", path_, name);
   Handle g(MS_H5_CHECK(H5Gopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
   std::vector<std::string> out;
   auto visit = [](hid_t, const char* member, const H5L_info_t*, void* data) -> herr_t {
@@ -252,7 +265,7 @@ std::vector<std::string> H5File::list(const std::string& name) const {
 
 void H5File::write(const std::string& name, DType dtype, const void* data,
                    const std::vector<std::int64_t>& shape, const DatasetOptions& options) {
-  MS_REQUIRE(!exists(name), core::IoError, "\'{}\': dataset '{}' already exists", path_, name);
+  MS_REQUIRE(!exists(name), core::IoError, "'{}': dataset '{}' already exists", path_, name);
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(MS_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                            where(path_, name)));
@@ -276,7 +289,7 @@ void H5File::write(const std::string& name, DType dtype, const void* data,
 }
 
 DatasetInfo H5File::info(const std::string& name) const {
-  MS_REQUIRE(isDataset(name), core::IoError, "\'{}\': missing dataset '{}'", path_, name);
+  MS_REQUIRE(isDataset(name), core::IoError, "'{}': missing dataset '{}'", path_, name);
   Handle ds(MS_H5_CHECK(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
   Handle type(MS_H5_CHECK(H5Dget_type(ds.get()), where(path_, name)));
   Handle space(MS_H5_CHECK(H5Dget_space(ds.get()), where(path_, name)));
@@ -292,7 +305,7 @@ DatasetInfo H5File::info(const std::string& name) const {
 void H5File::read(const std::string& name, DType dtype, void* out, std::int64_t count) const {
   const DatasetInfo di = info(name);
   MS_REQUIRE(di.numElements() == count, core::IoError,
-             "\'{}\': dataset '{}' has {} elements, expected {}", path_, name, di.numElements(),
+             "'{}': dataset '{}' has {} elements, expected {}", path_, name, di.numElements(),
              count);
   if (count == 0) return;
   Handle ds(MS_H5_CHECK(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
@@ -304,19 +317,14 @@ void H5File::readRows(const std::string& name, DType dtype, std::int64_t first, 
                       void* out) const {
   const DatasetInfo di = info(name);
   MS_REQUIRE(!di.shape.empty() && first >= 0 && rows >= 0 && first + rows <= di.shape[0],
-             core::IoError, "\'{}\': rows [{}, {}) are outside dataset '{}' of {} rows", path_,
-             first, first + rows, name, di.shape.empty() ? 0 : di.shape[0]);
+             core::IoError, "'{}': rows [{}, {}) are outside dataset '{}' of {} rows", path_, first,
+             first + rows, name, di.shape.empty() ? 0 : di.shape[0]);
   if (rows == 0) return;
   Handle ds(MS_H5_CHECK(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
   Handle fspace(MS_H5_CHECK(H5Dget_space(ds.get()), where(path_, name)));
-  std::vector<hsize_t> start(di.shape.size(), 0), count(di.shape.begin(), di.shape.end());
-  start[0] = static_cast<hsize_t>(first);
-  count[0] = static_cast<hsize_t>(rows);
-  MS_H5_CHECK(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
-                                  nullptr),
-              where(path_, name));
-  Handle mspace(MS_H5_CHECK(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
-                            where(path_, name)));
+  Handle mspace(selectRows(fspace.get(), {di.shape.begin(), di.shape.end()},
+                           static_cast<hsize_t>(first), static_cast<hsize_t>(rows),
+                           where(path_, name)));
   MS_H5_CHECK(H5Dread(ds.get(), nativeType(dtype), mspace.get(), fspace.get(), H5P_DEFAULT, out),
               where(path_, name));
 }
@@ -324,7 +332,7 @@ void H5File::readRows(const std::string& name, DType dtype, std::int64_t first, 
 void H5File::createExtendable(const std::string& name, DType dtype,
                               const std::vector<std::int64_t>& rowShape,
                               const DatasetOptions& options) {
-  MS_REQUIRE(!exists(name), core::IoError, "\'{}\': dataset '{}' already exists", path_, name);
+  MS_REQUIRE(!exists(name), core::IoError, "'{}': dataset '{}' already exists", path_, name);
   std::vector<hsize_t> dims{0}, maxDims{H5S_UNLIMITED},
       chunk{static_cast<hsize_t>(std::max<std::int64_t>(1, options.chunkRows))};
   for (auto d : rowShape) {
@@ -354,14 +362,8 @@ void H5File::append(const std::string& name, DType dtype, const void* data, std:
   dims[0] += static_cast<hsize_t>(rows);
   MS_H5_CHECK(H5Dset_extent(ds.get(), dims.data()), where(path_, name));
   Handle fspace(MS_H5_CHECK(H5Dget_space(ds.get()), where(path_, name)));
-  std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  start[0] = old;
-  count[0] = static_cast<hsize_t>(rows);
-  MS_H5_CHECK(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
-                                  nullptr),
-              where(path_, name));
-  Handle mspace(MS_H5_CHECK(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
-                            where(path_, name)));
+  Handle mspace(
+      selectRows(fspace.get(), dims, old, static_cast<hsize_t>(rows), where(path_, name)));
   MS_H5_CHECK(H5Dwrite(ds.get(), nativeType(dtype), mspace.get(), fspace.get(), H5P_DEFAULT, data),
               where(path_, name));
 }
