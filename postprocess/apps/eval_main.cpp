@@ -1,0 +1,249 @@
+// metasemi-eval: top-1 / top-k error, per-class errors and the confusion matrix of a checkpoint on
+// one split of a shard set, with the trainer's evaluation transform. Runs under mpirun/srun:
+// every rank evaluates a contiguous part of the images and the counts are summed.
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <unistd.h>
+
+#include "metasemi/core/Error.h"
+#include "metasemi/core/Log.h"
+#include "metasemi/core/TrainOptions.h"
+#include "metasemi/data/Loader.h"
+#include "metasemi/data/ShardSource.h"
+#include "metasemi/dist/Communicator.h"
+#include "metasemi/io/Checkpoint.h"
+#include "metasemi/io/Hdf5.h"
+#include "metasemi/models/Network.h"
+#include "metasemi/models/StateDict.h"
+#include "metasemi/post/Eval.h"
+#include "metasemi/post/Report.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace metasemi;
+
+namespace {
+
+constexpr const char* kProgram = "metasemi-eval";
+
+struct Options {
+  std::string checkpoint, dataPath, split, output;
+  int batch = 500;
+  int threads = 0;
+  int topK = 5;
+};
+
+// Everything the pass needs, prepared identically on every rank before any collective.
+struct Prepared {
+  core::TrainConfig config;
+  io::CheckpointState checkpoint;
+  std::shared_ptr<data::ShardSource> source;
+  data::AugmentConfig augment;
+  std::shared_ptr<models::Network> net;
+  std::string split;
+};
+
+// The network's first convolution and last layer, looked up in the checkpoint: the input
+// channels and the classes it was trained for, so that a mismatch names both numbers instead of
+// a tensor shape.
+std::pair<std::int64_t, std::int64_t> checkpointChannelsAndClasses(const io::NamedTensors& stored,
+                                                                   models::Network& net) {
+  const auto entries = models::stateDict(net);
+  std::string firstConv;
+  for (const auto& [key, t] : entries) {
+    if (t.dim() == 4) {
+      firstConv = key;
+      break;
+    }
+  }
+  const std::string& last = entries.back().first;
+  std::int64_t channels = -1, classes = -1;
+  for (const auto& [key, t] : stored) {
+    if (key == firstConv && t.dim() == 4) channels = t.size(1);
+    if (key == last && t.dim() >= 1) classes = t.size(0);
+  }
+  return {channels, classes};
+}
+
+void requireWritable(const std::string& output) {
+  const fs::path out(output);
+  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  MS_REQUIRE(fs::is_directory(dir), core::IoError, "--output {}: no folder '{}'", output,
+             dir.string());
+  MS_REQUIRE(!fs::is_directory(out), core::IoError, "--output {}: is a folder, expected a file",
+             output);
+  const fs::path probe = dir / fmt::format(".{}.probe.{}", out.filename().string(), ::getpid());
+  { std::ofstream(probe) << "x"; }
+  const bool ok = fs::exists(probe);
+  std::error_code ec;
+  fs::remove(probe, ec);
+  MS_REQUIRE(ok, core::IoError, "--output {}: folder '{}' is not writable", output, dir.string());
+}
+
+Prepared prepare(const Options& o, bool root) {
+  MS_REQUIRE(!o.checkpoint.empty(), core::ConfigError, "--checkpoint is required (see --help)");
+  MS_REQUIRE(!o.dataPath.empty(), core::ConfigError, "--data-path is required (see --help)");
+  MS_REQUIRE(o.batch > 0, core::ConfigError, "--batch-size: expected a count >= 1, got {}",
+             o.batch);
+  MS_REQUIRE(o.topK >= 1, core::ConfigError, "--top-k: expected k >= 1, got {}", o.topK);
+  MS_REQUIRE(o.threads >= 0, core::ConfigError, "--threads: expected a count >= 0, got {}",
+             o.threads);
+  MS_REQUIRE(fs::is_regular_file(o.checkpoint), core::IoError, "--checkpoint {}: no such file",
+             o.checkpoint);
+  if (root && !o.output.empty()) requireWritable(o.output);
+
+  Prepared p;
+  p.checkpoint = io::readCheckpoint(o.checkpoint);
+  p.config = core::parseConfigText(p.checkpoint.config, "checkpoint '" + o.checkpoint + "' config");
+  const core::TrainConfig& c = p.config;
+  // The splits the trainer used: it evaluated on p.split and normalised with the training
+  // split's statistics.
+  p.split = !o.split.empty() ? o.split : c.isImagenet() ? "val" : "test";
+  const std::string trainSplit = c.isImagenet() ? "train_labeled" : "train";
+  MS_REQUIRE(fs::is_directory(o.dataPath), core::IoError,
+             "--data-path {}: no such folder (make shards with metasemi-prep)", o.dataPath);
+  p.source = std::make_shared<data::ShardSource>(io::ShardSet::open(o.dataPath, p.split));
+  const io::ShardSetInfo& info = p.source->info();
+  const io::ShardSetInfo trainInfo =
+      p.split == trainSplit ? info : io::ShardSet::open(o.dataPath, trainSplit).info();
+  MS_REQUIRE(info.dataset == c.dataset, core::IoError,
+             "checkpoint {} was trained on dataset '{}' but split '{}' of {} holds '{}'",
+             o.checkpoint, c.dataset, p.split, o.dataPath, info.dataset);
+  p.augment = data::evalAugment(p.source->isEncoded(), data::shardNormalization(trainInfo),
+                                c.imsize, c.imcrop);
+
+  models::NetworkSpec spec;
+  spec.architecture = c.architecture;
+  spec.inputChannels = info.decodedChannels;
+  spec.numClasses = info.numClasses;
+  spec.widthFactor = c.widthFactor;
+  spec.dropout = c.dropout;
+  p.net = models::makeNetwork(spec);
+  const auto [channels, classes] = checkpointChannelsAndClasses(p.checkpoint.model, *p.net);
+  MS_REQUIRE(classes < 0 || classes == info.numClasses, core::IoError,
+             "checkpoint {} has {} classes but split '{}' of {} has {}", o.checkpoint, classes,
+             p.split, o.dataPath, info.numClasses);
+  MS_REQUIRE(channels < 0 || channels == info.decodedChannels, core::IoError,
+             "checkpoint {} takes images of {} channels but split '{}' of {} has {}", o.checkpoint,
+             channels, p.split, o.dataPath, info.decodedChannels);
+  io::restoreNamed(p.checkpoint.model, models::stateDict(*p.net), o.checkpoint, "model");
+  p.net->eval();
+  // The trainer evaluates in channels-last; the same layout keeps the arithmetic identical.
+  models::toChannelsLast(*p.net);
+  return p;
+}
+
+// This rank's share of the split, counted.
+post::EvalCounts countPredictions(Prepared& p, const Options& o, const dist::Communicator& comm) {
+  torch::NoGradGuard noGrad;
+  post::EvalCounts counts(p.net->numClasses(), o.topK);
+  const std::int64_t k = std::min<std::int64_t>(o.topK, p.net->numClasses());
+  data::EvalIterator it(p.source, p.augment, o.batch, comm.rank(), comm.size(), {2, 4});
+  while (auto batch = it.next()) {
+    const torch::Tensor x = batch->images.contiguous(torch::MemoryFormat::ChannelsLast);
+    // topk as the trainer's evaluation, so that ties resolve the same way.
+    const torch::Tensor top = std::get<1>(p.net->forward(x).topk(k, 1)).contiguous();
+    const torch::Tensor labels = batch->labels.contiguous();
+    const auto* t = top.data_ptr<std::int64_t>();
+    const auto* y = labels.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < labels.size(0); ++i) {
+      const auto* row = t + i * k;
+      counts.add(y[i], row[0], std::find(row, row + k, y[i]) != row + k);
+    }
+  }
+  return counts;
+}
+
+int run(Prepared& p, const Options& o, dist::Communicator& comm) {
+  core::rootLog().info("{}: step {}, {} {}; split '{}' of {}: {} images on {} ranks", o.checkpoint,
+                       p.checkpoint.step, p.config.architecture, p.config.dataset, p.split,
+                       o.dataPath, p.source->size(), comm.size());
+  post::EvalCounts counts = countPredictions(p, o, comm);
+  comm.allreduceSum(counts.raw().data(), counts.raw().size());
+  if (comm.isRoot()) {
+    post::EvalReport r = post::makeEvalReport(counts, p.source->info().classNames);
+    r.checkpoint = o.checkpoint;
+    r.dataPath = o.dataPath;
+    r.split = p.split;
+    r.architecture = p.config.architecture;
+    r.dataset = p.config.dataset;
+    r.step = p.checkpoint.step;
+    r.recorded = post::parseRecordedErrors(p.checkpoint.dataJson);
+    if (!o.output.empty()) post::writeTextAtomic(o.output, post::toJson(r));
+    std::cout << post::formatEvalReport(r) << std::flush;
+    if (!o.output.empty()) core::rootLog().info("wrote {}", o.output);
+  }
+  comm.barrier();
+  return core::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dist::Environment env(argc, argv);
+  auto comm = dist::makeHostCommunicator(env);
+  core::setupLogging(comm->rank(), comm->size());
+  io::silenceHdf5Errors();
+  Options o;
+  po::options_description desc(
+      "Usage: metasemi-eval --checkpoint FILE.h5 --data-path DIR [options]\n"
+      "Top-1 / top-k error, per-class errors and confusion matrix of a checkpoint on one split "
+      "of a shard set.\nOptions");
+  desc.add_options()("help,h", "show this help")("checkpoint", po::value(&o.checkpoint),
+                                                 "checkpoint.h5 or model_best.h5 of a run")(
+      "data-path", po::value(&o.dataPath), "shard set folder")(
+      "split", po::value(&o.split),
+      "split to evaluate (default: the one the trainer evaluated, test; val for imagenet)")(
+      "batch-size", po::value(&o.batch)->default_value(500), "images per forward and rank")(
+      "threads", po::value(&o.threads)->default_value(0),
+      "LibTorch threads per rank (0 = cores / ranks on the node)")(
+      "output", po::value(&o.output), "JSON file to write (default: print only)")(
+      "top-k", po::value(&o.topK)->default_value(5), "k of the top-k error");
+
+  // Bad input is found on every rank before the first collective of the pass; the ranks then
+  // agree on one exit code and the first failing rank prints its line, without an abort.
+  std::int64_t code = core::kExitOk;
+  std::string message;
+  Prepared prepared;
+  try {
+    po::variables_map vm;
+    try {
+      po::store(po::parse_command_line(argc, argv, desc), vm);
+      po::notify(vm);
+    } catch (const po::error& e) {
+      MS_THROW(core::ConfigError, "{} (see --help)", e.what());
+    }
+    if (vm.count("help")) {
+      if (comm->isRoot()) std::cout << desc << "\n";
+      return core::kExitOk;
+    }
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(o.threads > 0 ? o.threads : std::max(1, cores / comm->localSize()));
+    prepared = prepare(o, comm->isRoot());
+  } catch (const std::exception& e) {
+    code = core::exitCodeFor(e);
+    message = e.what();
+  }
+  std::int64_t agreed[2] = {code, code != core::kExitOk ? comm->rank() : comm->size()};
+  comm->allreduceMax(&agreed[0], 1);
+  comm->allreduceMin(&agreed[1], 1);
+  if (agreed[0] != core::kExitOk) {
+    if (agreed[1] == comm->rank()) std::cerr << kProgram << ": " << message << "\n";
+    return static_cast<int>(agreed[0]);
+  }
+
+  try {
+    return run(prepared, o, *comm);
+  } catch (const std::exception& e) {
+    std::cerr << fmt::format("[rank {}] {}: {}\n", comm->rank(), kProgram, e.what());
+    const int failed = core::exitCodeFor(e);
+    if (comm->size() > 1) comm->abort(failed);
+    return failed;
+  }
+}
