@@ -6,9 +6,11 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "metasemi/core/Error.h"
 #include "metasemi/dist/Communicator.h"
 
 namespace metasemi::test {
@@ -44,6 +46,19 @@ RunResult runCommand(const std::string& command);
 
 /// Value of an environment variable the test harness sets; fails the test when missing.
 std::string harnessEnv(const char* name);
+
+/// The message of the `E` that `f` throws, to compare with the expected text. When `f` throws
+/// nothing the test fails and the result is "(no exception)"; other exception types propagate.
+template <typename E = core::IoError>
+std::string errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  BOOST_ERROR("expected an exception, none was thrown");
+  return "(no exception)";
+}
 
 }  // namespace metasemi::test
 

@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 using metasemi::core::IoError;
 using metasemi::io::CheckpointState;
 using metasemi::io::NamedTensors;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -77,15 +78,6 @@ CheckpointState sampleState() {
   s.dataJson = R"({"labeled":{"pass":3,"pos":17},"unlabeled":{"pass":1,"pos":0}})";
   s.config = "dataset = cifar10\nlr = 0.1\nsave_path = /tmp/r\u00e9sultats\n";
   return s;
-}
-
-std::string ioErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 bool contains(const std::string& s, const std::string& part) {
@@ -164,7 +156,7 @@ BOOST_AUTO_TEST_CASE(model_mismatch_is_one_clear_line_and_changes_nothing) {
   auto wrongShape = sampleModel(8);
   wrongShape[6].second = torch::zeros({100, 8});  // a 100-class classifier
   const auto before = wrongShape[0].second.clone();
-  auto msg = ioErrorOf([&] { metasemi::io::restoreNamed(r.model, wrongShape, path, "model"); });
+  auto msg = errorOf([&] { metasemi::io::restoreNamed(r.model, wrongShape, path, "model"); });
   BOOST_TEST(contains(msg, path), msg);
   BOOST_TEST(contains(msg, "'classifier.0.weight' has shape [10, 8] in the file, [100, 8]"), msg);
   BOOST_TEST(!contains(msg, "\n"), msg);
@@ -172,12 +164,12 @@ BOOST_AUTO_TEST_CASE(model_mismatch_is_one_clear_line_and_changes_nothing) {
 
   auto missing = sampleModel(8);
   missing.emplace_back("block2.0.weight", torch::zeros({4}));
-  msg = ioErrorOf([&] { metasemi::io::restoreNamed(r.model, missing, path, "model"); });
+  msg = errorOf([&] { metasemi::io::restoreNamed(r.model, missing, path, "model"); });
   BOOST_TEST(contains(msg, "has no 'block2.0.weight'"), msg);
 
   auto fewer = sampleModel(8);
   fewer.pop_back();
-  msg = ioErrorOf([&] { metasemi::io::restoreNamed(r.model, fewer, path, "model"); });
+  msg = errorOf([&] { metasemi::io::restoreNamed(r.model, fewer, path, "model"); });
   BOOST_TEST(contains(msg, "unexpected entry 'classifier.0.bias'"), msg);
 }
 
@@ -190,17 +182,17 @@ BOOST_AUTO_TEST_CASE(damaged_and_foreign_files_are_rejected) {
   const auto truncated = (dir / "truncated.h5").string();
   fs::copy_file(good, truncated);
   fs::resize_file(truncated, fs::file_size(good) / 2);
-  auto msg = ioErrorOf([&] { metasemi::io::readCheckpoint(truncated); });
+  auto msg = errorOf([&] { metasemi::io::readCheckpoint(truncated); });
   BOOST_TEST(contains(msg, truncated), msg);
 
   // Garbage bytes.
   const auto garbage = (dir / "garbage.h5").string();
   std::ofstream(garbage) << "this is not an HDF5 file\n";
-  msg = ioErrorOf([&] { metasemi::io::readCheckpoint(garbage); });
+  msg = errorOf([&] { metasemi::io::readCheckpoint(garbage); });
   BOOST_TEST(contains(msg, garbage), msg);
 
   // Missing file.
-  msg = ioErrorOf([&] { metasemi::io::readCheckpoint((dir / "none.h5").string()); });
+  msg = errorOf([&] { metasemi::io::readCheckpoint((dir / "none.h5").string()); });
   BOOST_TEST(contains(msg, "none.h5"), msg);
 
   // An HDF5 file of another kind (e.g. a data shard).
@@ -209,7 +201,7 @@ BOOST_AUTO_TEST_CASE(damaged_and_foreign_files_are_rejected) {
     metasemi::io::H5File f(shard, metasemi::io::H5File::Mode::kCreate);
     f.writeVector<std::int64_t>("labels", {1, 2, 3});
   }
-  msg = ioErrorOf([&] { metasemi::io::readCheckpoint(shard); });
+  msg = errorOf([&] { metasemi::io::readCheckpoint(shard); });
   BOOST_TEST(contains(msg, "is not a MetaSemi checkpoint"), msg);
 
   // A future format version.
@@ -219,7 +211,7 @@ BOOST_AUTO_TEST_CASE(damaged_and_foreign_files_are_rejected) {
     metasemi::io::H5File f(future, metasemi::io::H5File::Mode::kReadWrite);
     f.setAttr("/", "format_version", std::int64_t{99});
   }
-  msg = ioErrorOf([&] { metasemi::io::readCheckpoint(future); });
+  msg = errorOf([&] { metasemi::io::readCheckpoint(future); });
   BOOST_TEST(contains(msg, "format version 99; this program reads version 1"), msg);
 
   // A required dataset removed (written by hand without /data/state).
@@ -235,7 +227,7 @@ BOOST_AUTO_TEST_CASE(damaged_and_foreign_files_are_rejected) {
     f.setAttr("/", "config", "");
     f.writeVector<std::int64_t>("/rng/words", {1});
   }
-  msg = ioErrorOf([&] { metasemi::io::readCheckpoint(partial); });
+  msg = errorOf([&] { metasemi::io::readCheckpoint(partial); });
   BOOST_TEST(contains(msg, "missing dataset '/data/state'"), msg);
 }
 

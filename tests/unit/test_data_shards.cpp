@@ -13,6 +13,7 @@ namespace fs = std::filesystem;
 namespace io = metasemi::io;
 namespace md = metasemi::data;
 using metasemi::core::IoError;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -52,15 +53,6 @@ md::RunDataSpec toySet(const fs::path& dir) {
   spec.dir = dir;
   spec.labelSplit = io::labelSplitName(8, 3);
   return spec;
-}
-
-std::string errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -11,18 +11,7 @@ using metasemi::core::IoError;
 using metasemi::io::AtomicOutput;
 using metasemi::io::DType;
 using metasemi::io::H5File;
-
-namespace {
-std::string ioErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  BOOST_FAIL("expected an IoError");
-  return {};
-}
-}  // namespace
+using metasemi::test::errorOf;
 
 BOOST_AUTO_TEST_CASE(tensors_of_every_type_round_trip_bit_exactly) {
   const auto dir = metasemi::test::freshDir("h5file_tensors");
@@ -72,7 +61,7 @@ BOOST_AUTO_TEST_CASE(row_ranges_and_extendable_datasets) {
     BOOST_TEST(std::equal(part.begin(), part.end(), rows.begin() + 30), name);
   }
   std::vector<std::uint8_t> out(6);
-  BOOST_TEST(ioErrorOf([&] {
+  BOOST_TEST(errorOf([&] {
                f.readRows("fixed", DType::kUInt8, 9, 2, out.data());
              }).find("outside dataset 'fixed'") != std::string::npos);
 }
@@ -100,19 +89,19 @@ BOOST_AUTO_TEST_CASE(attributes_of_every_kind) {
   BOOST_TEST(f.hasAttr("/", "mean"));
   BOOST_TEST(!f.hasAttr("/", "std"));
   BOOST_TEST((f.readVector<std::int64_t>("labels") == std::vector<std::int64_t>{1, 2, 3}));
-  BOOST_TEST(ioErrorOf([&] { f.attrInt("/", "std"); }).find("missing attribute 'std'") !=
+  BOOST_TEST(errorOf([&] { f.attrInt("/", "std"); }).find("missing attribute 'std'") !=
              std::string::npos);
-  BOOST_TEST(ioErrorOf([&] { f.info("images"); }) == "'" + path + "': missing dataset 'images'");
+  BOOST_TEST(errorOf([&] { f.info("images"); }) == "'" + path + "': missing dataset 'images'");
 }
 
 BOOST_AUTO_TEST_CASE(bad_files_give_one_clear_line) {
   const auto dir = metasemi::test::freshDir("h5file_bad");
   const std::string missing = (dir / "missing.h5").string();
-  BOOST_TEST(ioErrorOf([&] { H5File f(missing, H5File::Mode::kRead); }) ==
+  BOOST_TEST(errorOf([&] { H5File f(missing, H5File::Mode::kRead); }) ==
              "'" + missing + "': no such file");
   const std::string text = (dir / "text.h5").string();
   std::ofstream(text) << "not hdf5\n";
-  BOOST_TEST(ioErrorOf([&] { H5File f(text, H5File::Mode::kRead); }) ==
+  BOOST_TEST(errorOf([&] { H5File f(text, H5File::Mode::kRead); }) ==
              "'" + text + "': not an HDF5 file (or truncated)");
   // A file cut short after writing is reported, not read as valid.
   const std::string good = (dir / "good.h5").string();
@@ -123,7 +112,7 @@ BOOST_AUTO_TEST_CASE(bad_files_give_one_clear_line) {
   const std::string cut = (dir / "cut.h5").string();
   std::filesystem::copy_file(good, cut);
   std::filesystem::resize_file(cut, std::filesystem::file_size(good) / 2);
-  const std::string msg = ioErrorOf([&] {
+  const std::string msg = errorOf([&] {
     H5File f(cut, H5File::Mode::kRead);
     metasemi::io::readTensor(f, "x");
   });

@@ -17,6 +17,7 @@
 #include "support/TestSupport.h"
 
 using namespace metasemi;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -201,15 +202,6 @@ models::NetworkSpec spec(const std::string& arch, int channels, int classes, dou
   return s;
 }
 
-std::string expectThrowMessage(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const core::IoError& e) {
-    return e.what();
-  }
-  return "(no IoError thrown)";
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(convlarge_parameter_counts_and_names) {
@@ -357,7 +349,7 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
       }
     }
     io::H5File f(path, io::H5File::Mode::kRead);
-    const auto msg = expectThrowMessage([&] { models::loadStateDict(*net, f, "/"); });
+    const auto msg = errorOf([&] { models::loadStateDict(*net, f, "/"); });
     BOOST_TEST(msg.find(path) != std::string::npos, msg);
     BOOST_TEST(msg.find("block9.1.running_var") != std::string::npos, msg);
     BOOST_TEST(msg.find("missing") != std::string::npos, msg);
@@ -369,7 +361,7 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
       io::writeTensor(f, "block10.0.weight", torch::zeros({2}));
     });
     io::H5File f(path, io::H5File::Mode::kRead);
-    const auto msg = expectThrowMessage([&] { models::loadStateDict(*net, f, "/"); });
+    const auto msg = errorOf([&] { models::loadStateDict(*net, f, "/"); });
     BOOST_TEST(msg.find(path) != std::string::npos, msg);
     BOOST_TEST(msg.find("block10.0.weight") != std::string::npos, msg);
   }
@@ -381,14 +373,14 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
       models::saveStateDict(*other, f, "model");
     }
     io::H5File f(path, io::H5File::Mode::kRead);
-    const auto msg = expectThrowMessage([&] { models::loadStateDict(*net, f, "model"); });
+    const auto msg = errorOf([&] { models::loadStateDict(*net, f, "model"); });
     BOOST_TEST(msg.find(path) != std::string::npos, msg);
     BOOST_TEST(msg.find("classifier.0.weight") != std::string::npos, msg);
     BOOST_TEST(msg.find("[100, 32]") != std::string::npos, msg);
     BOOST_TEST(msg.find("[10, 32]") != std::string::npos, msg);
     BOOST_TEST(std::count(msg.begin(), msg.end(), '\n') == 0);
     // Missing group.
-    const auto msg2 = expectThrowMessage([&] { models::loadStateDict(*net, f, "ema"); });
+    const auto msg2 = errorOf([&] { models::loadStateDict(*net, f, "ema"); });
     BOOST_TEST(msg2.find("ema") != std::string::npos, msg2);
   }
   BOOST_TEST(torch::equal(models::stateDict(*net)[0].second, before));

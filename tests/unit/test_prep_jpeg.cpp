@@ -8,6 +8,7 @@
 
 namespace prep = metasemi::prep;
 using metasemi::core::IoError;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -22,15 +23,6 @@ std::vector<std::uint8_t> encode(const std::vector<std::uint8_t>& pixels, int w,
   tjFree(out);
   tjDestroy(c);
   return bytes;
-}
-
-std::string errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 namespace prep = metasemi::prep;
 namespace fs = std::filesystem;
 using metasemi::core::IoError;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -37,15 +38,6 @@ void writeFile(const fs::path& p, const std::vector<std::uint8_t>& bytes, bool g
   std::ofstream out(p, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 using namespace metasemi;
 namespace fs = std::filesystem;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -43,15 +44,6 @@ void writeRun(const fs::path& dir, const std::string& method, bool mixUp, int se
   }
   m << R"({"kind":"note","text":"rows of other kinds are skipped"})"
     << "\n";
-}
-
-std::string errorOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const core::IoError& e) {
-    return e.what();
-  }
-  return "(no IoError)";
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 namespace io = metasemi::io;
 namespace fs = std::filesystem;
 using metasemi::core::IoError;
+using metasemi::test::errorOf;
 
 namespace {
 
@@ -57,15 +58,6 @@ io::ShardSetInfo writeToy(const fs::path& dir, const std::string& split, const T
   w.addImages(toy.images.data(), toy.labels.data(), first);
   w.addImages(toy.images.data() + first * kH * kW * kC, toy.labels.data() + first, n - first);
   return w.finish();
-}
-
-std::string errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 bool noTempFiles(const fs::path& dir) {
