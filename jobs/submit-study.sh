@@ -39,7 +39,8 @@
 #   --signal-seconds S      METASEMI_SIGNAL_SECONDS  SIGUSR1 this long before the time limit
 #                                             (checkpoint and requeue; default 300)
 #   --tsne-points N         STUDY_TSNE_POINTS t-SNE of the first method's first seed with N
-#                                             points (default 10000; 0: no t-SNE)
+#                                             points (default 10000; 0: no t-SNE; none for
+#                                             ImageNet)
 #   --no-prep, --no-eval, --no-report         leave a step out
 #   --dry-run                                 print the sbatch commands, submit nothing
 # Also passed on to the jobs: METASEMI_BIN, METASEMI_ENV_FILE, METASEMI_EXEC,
@@ -272,7 +273,8 @@ fi
 report_id=
 if ((do_report)); then
   env_report=(REPORT_RUNS="$study/runs" REPORT_OUT="$study/report")
-  if ((tsne_points > 0)); then
+  # metasemi-features reads train/test shard sets; the reference draws t-SNE for SVHN and CIFAR.
+  if ((tsne_points > 0)) && [ "$dataset" != imagenet ]; then
     first=$(basename "${configs[0]}" .cfg)
     env_report+=(REPORT_TSNE_RUN="$study/runs/$first/seed${seed_list[0]}" REPORT_TSNE_POINTS="$tsne_points")
   fi
