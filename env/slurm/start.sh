@@ -6,6 +6,7 @@
 #
 #   METASEMI_SLURM_DIR   the folder (default: /tmp/metasemi-slurm-$USER)
 #   METASEMI_SLURM_PORT  slurmctld port; slurmd uses the next one (default: 16817)
+#   METASEMI_SLURM_CPUS  CPUs of the node (default: this machine's, at least 2)
 #
 # Then, in the shell that submits jobs:   export SLURM_CONF=$METASEMI_SLURM_DIR/etc/slurm.conf
 # and stop it with env/slurm/stop.sh (same METASEMI_SLURM_DIR).
@@ -57,7 +58,9 @@ if ! alive "$dir/run/munged.pid"; then
 fi
 
 # --- slurm.conf: one node with this machine's CPUs and memory, on 127.0.0.1.
-cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS
+cpus=${METASEMI_SLURM_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}  # nproc obeys OMP_NUM_THREADS
+# The tests run 2-rank jobs: a 1-core machine still gets a node of 2 CPUs (config_overrides).
+((cpus >= 2)) || cpus=2
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 user=$(id -un)
 cat >"$conf" <<CONF
