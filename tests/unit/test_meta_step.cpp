@@ -13,6 +13,7 @@
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/ConvLarge.h"
 #include "metasemi/models/Network.h"
+#include "metasemi/models/SyncBatchNorm.h"
 #include "support/TestSupport.h"
 
 using namespace metasemi;
@@ -267,7 +268,7 @@ BOOST_AUTO_TEST_CASE(batchnorm_running_stats_are_updated_by_the_two_train_forwar
   const auto b = tinyBatch(16);
   meta::Sgd sgd(net->parameters(), 0.9, 1e-4);
   meta::MetaStep step(net, sgd);
-  auto& bn = *net->named_modules()["block1.1"]->as<torch::nn::BatchNorm2d>();
+  auto& bn = *net->named_modules()["block1.1"]->as<metasemi::models::SyncBatchNorm>();
   const auto w = net->named_parameters()["block1.0.weight"].detach().clone();
   const auto rm0 = bn.running_mean.clone();
   const auto rv0 = bn.running_var.clone();
@@ -332,7 +333,7 @@ BOOST_AUTO_TEST_CASE(baselines_match_a_hand_written_step) {
       BOOST_TEST(maxAbs(a[i] - want) < 1e-15, "parameter " << i);
     }
     // One train-mode forward: the running statistics move once.
-    auto& bn = *net->named_modules()["block3.1"]->as<torch::nn::BatchNorm2d>();
+    auto& bn = *net->named_modules()["block3.1"]->as<metasemi::models::SyncBatchNorm>();
     BOOST_TEST(bn.num_batches_tracked.item<std::int64_t>() == 1);
   }
 }

@@ -215,6 +215,7 @@ void applyImagenetDefaults(TrainConfig& c) {
   c.weightRamp = false;
   c.evalBatchSize = 50;
   c.numClasses = 1000;
+  c.syncBn = true;
 }
 
 po::options_description describe(bool forConfigFile) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/models/SyncBatchNorm.h"
 
 namespace metasemi::models {
 namespace {
@@ -19,7 +20,7 @@ torch::nn::Sequential convBlock(std::int64_t in, std::int64_t out, std::int64_t 
   namespace nn = torch::nn;
   return nn::Sequential(
       nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(1).padding(padding).bias(false)),
-      nn::BatchNorm2d(nn::BatchNormOptions(out).eps(1e-5).momentum(0.1)),
+      SyncBatchNorm(nn::BatchNormOptions(out).eps(1e-5).momentum(0.1)),
       nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.1).inplace(true)));
 }
 

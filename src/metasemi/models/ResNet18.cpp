@@ -26,12 +26,12 @@ nn::Sequential makeLayer(std::int64_t& inPlanes, std::int64_t planes, std::int64
 
 BasicBlockImpl::BasicBlockImpl(std::int64_t inPlanes, std::int64_t planes, std::int64_t stride) {
   conv1_ = register_module("conv1", conv(inPlanes, planes, 3, stride, 1));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1_ = register_module("bn1", SyncBatchNorm(planes));
   conv2_ = register_module("conv2", conv(planes, planes, 3, 1, 1));
-  bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2_ = register_module("bn2", SyncBatchNorm(planes));
   if (stride != 1 || inPlanes != planes) {
-    downsample_ = register_module("downsample", nn::Sequential(conv(inPlanes, planes, 1, stride, 0),
-                                                               nn::BatchNorm2d(planes)));
+    downsample_ = register_module(
+        "downsample", nn::Sequential(conv(inPlanes, planes, 1, stride, 0), SyncBatchNorm(planes)));
   }
 }
 
@@ -49,7 +49,7 @@ ResNet18Impl::ResNet18Impl(const ResNet18Options& options) : options_(options) {
   MS_REQUIRE(options.numClasses >= 1, core::ConfigError,
              "ResNet-18: number of classes must be >= 1, got {}", options.numClasses);
   conv1_ = register_module("conv1", conv(options.inputChannels, 64, 7, 2, 3));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(64));
+  bn1_ = register_module("bn1", SyncBatchNorm(64));
   maxpool_ =
       register_module("maxpool", nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1)));
   std::int64_t inPlanes = 64;
@@ -66,7 +66,7 @@ ResNet18Impl::ResNet18Impl(const ResNet18Options& options) : options_(options) {
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* c = module->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* b = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* b = module->as<SyncBatchNorm>()) {
       nn::init::ones_(b->weight);
       nn::init::zeros_(b->bias);
     }

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "metasemi/models/Network.h"
+#include "metasemi/models/SyncBatchNorm.h"
 
 namespace metasemi::models {
 
@@ -19,7 +20,7 @@ class BasicBlockImpl : public torch::nn::Module {
 
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  SyncBatchNorm bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential downsample_{nullptr};
 };
 
@@ -48,7 +49,7 @@ class ResNet18Impl : public Network {
  private:
   ResNet18Options options_;
   torch::nn::Conv2d conv1_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr};
+  SyncBatchNorm bn1_{nullptr};
   torch::nn::MaxPool2d maxpool_{nullptr};
   torch::nn::Sequential layer1_{nullptr}, layer2_{nullptr}, layer3_{nullptr}, layer4_{nullptr};
   torch::nn::AdaptiveAvgPool2d avgpool_{nullptr};

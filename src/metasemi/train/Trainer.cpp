@@ -28,6 +28,7 @@
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
+#include "metasemi/models/SyncBatchNorm.h"
 #include "metasemi/train/Preemption.h"
 
 namespace metasemi::train {
@@ -342,8 +343,6 @@ int runTraining(const core::TrainConfig& c, dist::Communicator& comm,
                 const TrainObserver& observer) {
   MS_REQUIRE(!c.gpu, core::ConfigError,
              "--gpu: this build's LibTorch has no CUDA (build with the cluster-gpu preset)");
-  MS_REQUIRE(!c.syncBn || comm.size() == 1, core::ConfigError,
-             "--sync-bn is not available yet: BatchNorm statistics are per rank");
   const bool root = comm.isRoot();
   const int threads = c.threads > 0 ? c.threads : defaultThreads(comm);
   at::set_num_threads(threads);
@@ -364,6 +363,11 @@ int runTraining(const core::TrainConfig& c, dist::Communicator& comm,
   std::shared_ptr<models::Network> net = models::makeNetwork(spec);
   const bool channelsLast = true;
   models::toChannelsLast(*net);
+  if (c.syncBn && comm.size() > 1) {
+    models::setBatchNormSync(
+        *net, std::make_shared<const models::SumAcrossRanks>(
+                  [&comm](torch::Tensor& t) { comm.allreduce(t, dist::ReduceOp::kSum); }));
+  }
   meta::Sgd sgd(net->parameters(), c.momentum, c.weightDecay);
 
   const meta::StepKind kind = stepKind(c);
