@@ -22,6 +22,7 @@
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
 #include "metasemi/post/Eval.h"
+#include "metasemi/post/Program.h"
 #include "metasemi/post/Report.h"
 
 namespace po = boost::program_options;
@@ -213,16 +214,7 @@ int main(int argc, char** argv) {
   Prepared prepared;
   try {
     po::variables_map vm;
-    try {
-      po::store(po::parse_command_line(argc, argv, desc), vm);
-      po::notify(vm);
-    } catch (const po::error& e) {
-      MS_THROW(core::ConfigError, "{} (see --help)", e.what());
-    }
-    if (vm.count("help")) {
-      if (comm->isRoot()) std::cout << desc << "\n";
-      return core::kExitOk;
-    }
+    if (!post::parseCommandLine(argc, argv, desc, vm, comm->isRoot())) return core::kExitOk;
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(o.threads > 0 ? o.threads : std::max(1, cores / comm->localSize()));
     prepared = prepare(o, comm->isRoot());

@@ -9,6 +9,7 @@
 
 #include "metasemi/core/Error.h"
 #include "metasemi/post/Plot.h"
+#include "metasemi/post/Program.h"
 #include "metasemi/post/Report.h"
 
 namespace fs = std::filesystem;
@@ -53,21 +54,10 @@ int reportMain(int argc, char** argv) {
       "(e.g. dataset=cifar10,num-label=4000)");
   po::options_description hidden;
   hidden.add_options()("run-dir", po::value(&dirs));
-  po::options_description all;
-  all.add(opts).add(hidden);
   po::positional_options_description pos;
   pos.add("run-dir", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    MS_THROW(core::ConfigError, "{} (see --help)", e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return core::kExitOk;
-  }
+  if (!post::parseCommandLine(argc, argv, opts, vm, true, &hidden, &pos)) return core::kExitOk;
   MS_REQUIRE(!dirs.empty(), core::ConfigError, "no run directory given (see --help)");
   MS_REQUIRE(lastK >= 1, core::ConfigError, "--last-k: expected a count >= 1, got {}", lastK);
   post::ReportOptions options;
@@ -130,10 +120,5 @@ int reportMain(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return reportMain(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "metasemi-report: " << e.what() << "\n";
-    return core::exitCodeFor(e);
-  }
+  return post::runProgram("metasemi-report", [&] { return reportMain(argc, argv); });
 }

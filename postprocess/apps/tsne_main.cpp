@@ -13,6 +13,7 @@
 #include "metasemi/core/Random.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/post/Plot.h"
+#include "metasemi/post/Program.h"
 #include "metasemi/post/Tsne.h"
 
 namespace fs = std::filesystem;
@@ -109,16 +110,7 @@ int tsneMain(int argc, char** argv) {
       "width", po::value(&width)->default_value(2400), "figure width (PNG pixels, PDF points)")(
       "height", po::value(&height)->default_value(680), "figure height");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    MS_THROW(core::ConfigError, "{} (see --help)", e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return core::kExitOk;
-  }
+  if (!post::parseCommandLine(argc, argv, opts, vm)) return core::kExitOk;
   MS_REQUIRE(vm.count("features") + vm.count("embedding") == 1, core::ConfigError,
              "give exactly one of --features and --embedding (see --help)");
   MS_REQUIRE(vm.count("save-path"), core::ConfigError, "--save-path is required (see --help)");
@@ -215,10 +207,5 @@ int tsneMain(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return tsneMain(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "metasemi-tsne: " << e.what() << "\n";
-    return core::exitCodeFor(e);
-  }
+  return post::runProgram("metasemi-tsne", [&] { return tsneMain(argc, argv); });
 }
