@@ -254,3 +254,27 @@ BOOST_AUTO_TEST_CASE(views_and_separate_tensors_mixed) {
   MS_COLLECTIVE_CHECK(bitEqual(grads[2], torch::full({5}, -1.0f)));
   MS_COLLECTIVE_CHECK(grads[0].data_ptr() == views[0].data_ptr());
 }
+
+BOOST_AUTO_TEST_CASE(bucket_views_keep_channels_last_strides) {
+  // Channels-last convolution weights get channels-last gradient views, so an optimiser reads
+  // them in the parameter's own layout, and the average is still exact and in place.
+  const int r = comm().rank();
+  std::vector<torch::Tensor> like = {
+      torch::zeros({8, 3, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast), torch::zeros({8}),
+      torch::zeros({4, 8, 1, 1}).contiguous(torch::MemoryFormat::ChannelsLast)};
+  GradientBucketer bucketer;
+  auto views = bucketer.bucketViews(like);
+  bool ok = true;
+  std::vector<torch::Tensor> expected;
+  for (std::size_t i = 0; i < like.size(); ++i) {
+    ok = ok && views[i].strides() == like[i].strides() && views[i].sizes() == like[i].sizes();
+    const auto mine = torch::arange(like[i].numel(), torch::kFloat).view(like[i].sizes()) * (r + 1);
+    views[i].copy_(mine);
+    expected.push_back(torch::arange(like[i].numel(), torch::kFloat).view(like[i].sizes()) * 1.5);
+  }
+  const void* before = views[0].data_ptr();
+  bucketer.allreduce(comm(), views);
+  ok = ok && views[0].data_ptr() == before;
+  for (std::size_t i = 0; i < like.size(); ++i) ok = ok && bitEqual(views[i], expected[i]);
+  MS_COLLECTIVE_CHECK(ok);
+}

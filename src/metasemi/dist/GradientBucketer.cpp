@@ -75,14 +75,18 @@ void GradientBucketer::layout(const std::vector<torch::Tensor>& tensors) {
 
 namespace {
 
-// The part of `flat` that holds a member: `numel` elements from `offset`, viewed as `t`'s shape.
+// The part of `flat` that holds a member: `numel` elements from `offset`, with `t`'s shape and,
+// when `t` is dense (e.g. channels-last), its strides, so that copies between the two are plain
+// and a view used as `t` itself keeps `t`'s memory format.
 torch::Tensor memberView(const torch::Tensor& flat, std::int64_t offset, const torch::Tensor& t) {
-  return flat.narrow(0, offset, t.numel()).view(t.sizes());
+  const auto part = flat.narrow(0, offset, t.numel());
+  if (t.is_non_overlapping_and_dense()) return part.as_strided(t.sizes(), t.strides());
+  return part.view(t.sizes());
 }
 
 // True when `t` already is that part of the bucket (a view handed out by bucketViews()).
 bool aliases(const torch::Tensor& t, const torch::Tensor& view) {
-  return t.data_ptr() == view.data_ptr() && t.is_contiguous();
+  return t.data_ptr() == view.data_ptr() && t.strides() == view.strides();
 }
 
 }  // namespace

@@ -33,8 +33,9 @@ class GradientBucketer {
   /// shapes and dtypes (float, integer and bool buffers alike), same list on every rank.
   void broadcast(Communicator& comm, const std::vector<torch::Tensor>& tensors, int root = 0);
 
-  /// Builds the layout for `like` (as allreduce() would) and returns one contiguous view into
-  /// the flat buckets per tensor, with its shape. Used as the gradients themselves
+  /// Builds the layout for `like` (as allreduce() would) and returns one view into the flat
+  /// buckets per tensor, with its shape and, for a dense tensor (contiguous or channels-last),
+  /// its strides. Used as the gradients themselves
   /// (`param.mutable_grad() = view`; autograd then accumulates into them in place), they make
   /// allreduce() copy nothing: only the reduction and the division remain. Their values are
   /// undefined until written. The views stay valid while the layout does.

@@ -37,7 +37,27 @@ double Sgd::lr() const {
 }
 
 void Sgd::zeroGrad() {
+  if (gradientsInPlace_) {
+    torch::NoGradGuard noGrad;
+    for (auto& p : params_) p.mutable_grad().zero_();
+    return;
+  }
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+}
+
+void Sgd::setGradientStorage(const std::vector<torch::Tensor>& storage) {
+  MS_REQUIRE(storage.size() == params_.size(), core::ConfigError,
+             "gradient storage: {} tensors for {} parameters", storage.size(), params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    const auto& g = storage[i];
+    MS_REQUIRE(g.sizes() == p.sizes() && g.strides() == p.strides() &&
+                   g.scalar_type() == p.scalar_type() && g.device() == p.device(),
+               core::ConfigError, "gradient storage {} does not match its parameter's layout", i);
+    params_[i].mutable_grad() = g;
+  }
+  gradientsInPlace_ = true;
+  zeroGrad();
 }
 
 void Sgd::step() { optimizer_.step(); }

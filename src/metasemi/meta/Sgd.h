@@ -21,8 +21,15 @@ class Sgd {
   double lr() const;
 
   /// Drops every parameter's gradient (as zero_grad(set_to_none=True): the next backward
-  /// writes fresh gradients, the same values as zeroing then accumulating).
+  /// writes fresh gradients, the same values as zeroing then accumulating). After
+  /// setGradientStorage(), zeroes the given storage instead, which backward then accumulates
+  /// into in place.
   void zeroGrad();
+
+  /// Makes `storage[i]` parameter i's gradient for good (same shape, dtype, device and
+  /// strides as the parameter; e.g. views into a communication buffer). zeroGrad() then
+  /// zeroes it in place instead of dropping it.
+  void setGradientStorage(const std::vector<torch::Tensor>& storage);
 
   /// One update from the parameters' current .grad(). Parameters without a gradient are skipped.
   void step();
@@ -40,6 +47,7 @@ class Sgd {
  private:
   std::vector<torch::Tensor> params_;
   torch::optim::SGD optimizer_;
+  bool gradientsInPlace_ = false;
 };
 
 }  // namespace metasemi::meta

@@ -444,6 +444,9 @@ int runTraining(const core::TrainConfig& c, dist::Communicator& comm,
   meta::MetaStep stepper(net, sgd, channelsLast);
   dist::GradientBucketer gradBuckets, metaBuckets, bufferBuckets;
   if (comm.size() > 1) {
+    // The gradients live in the communication buckets: backward accumulates into them and the
+    // average is reduced in place, with no copy in or out.
+    sgd.setGradientStorage(gradBuckets.bucketViews(net->parameters()));
     stepper.setParameterGradientHook(
         [&](std::vector<torch::Tensor>& g) { gradBuckets.allreduce(comm, g, true); });
     if (!c.localMetaGrad) {
