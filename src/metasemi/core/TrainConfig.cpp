@@ -58,6 +58,8 @@ void TrainConfig::validate() const {
   MS_REQUIRE(numWorkers >= 0, ConfigError, "--num-workers must be >= 0, got {}", numWorkers);
   MS_REQUIRE(printFreq > 0, ConfigError, "--print-freq must be positive, got {}", printFreq);
   MS_REQUIRE(testFreq > 0, ConfigError, "--test-freq must be positive, got {}", testFreq);
+  MS_REQUIRE(collectiveTimeout >= 0 && std::isfinite(collectiveTimeout), ConfigError,
+             "--collective-timeout must be >= 0 seconds, got {}", collectiveTimeout);
   MS_REQUIRE(!savePath.empty(), ConfigError, "--save-path must not be empty");
   MS_REQUIRE(startEpoch >= 0, ConfigError, "--start-epoch must be >= 0, got {}", startEpoch);
   MS_REQUIRE(numClasses >= 2, ConfigError, "--num-classes must be >= 2, got {}", numClasses);

@@ -66,7 +66,8 @@ struct TrainConfig {
   bool syncBn = false;         // synchronise BatchNorm batch statistics across ranks
   bool localMetaGrad = false;  // keep g rank-local (as the reference's ImageNet script)
   int evalBatchSize = 100;
-  int threads = 0;  // LibTorch intra-op threads per rank; 0 = cores / local ranks
+  double collectiveTimeout = 0;  // seconds before a stuck collective ends the job; 0 = never
+  int threads = 0;               // LibTorch intra-op threads per rank; 0 = cores / local ranks
   std::string logLevel = "info";
 
   /// True for the ImageNet recipe (`--dataset imagenet`).

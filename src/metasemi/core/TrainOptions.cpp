@@ -196,6 +196,9 @@ const std::vector<Flag>& flags() {
     v.push_back(toggle("local-meta-grad", &C::localMetaGrad,
                        "keep the labeled gradient g rank-local (reference ImageNet behaviour)"));
     v.push_back(number("eval-batch-size", &C::evalBatchSize, "test batch size per rank"));
+    v.push_back(number("collective-timeout", &C::collectiveTimeout,
+                       "seconds a rank waits in a collective for a stuck peer before the job "
+                       "ends with exit code 4 (0 = wait forever)"));
     v.push_back(number("threads", &C::threads, "LibTorch threads per rank (0 = automatic)"));
     v.push_back(text("log-level", &C::logLevel, "trace, debug, info, warn or error"));
     return v;

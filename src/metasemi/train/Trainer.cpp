@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -332,6 +333,47 @@ meta::StepKind stepKind(const core::TrainConfig& c) {
   return c.mixUp ? meta::StepKind::kMixUpOnly : meta::StepKind::kLabeledOnly;
 }
 
+// METASEMI_FAULT=<kind>:<rank>:<step> makes one rank fail at the start of a step, so that a
+// site can check how its jobs end when a rank fails: `throw` (an exception), `hang` (the rank
+// stops answering; the others' --collective-timeout ends the job) or `exit` (the process vanishes
+// with code 9).
+struct FaultInjection {
+  std::string kind;
+  int rank = -1;
+  std::int64_t step = -1;
+
+  void trigger() const {
+    spdlog::error("METASEMI_FAULT: injecting '{}' at step {}", kind, step);
+    if (kind == "throw") {
+      throw std::runtime_error(fmt::format("fault injected by METASEMI_FAULT at step {}", step));
+    }
+    if (kind == "exit") std::_Exit(9);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+};
+
+FaultInjection faultFromEnvironment() {
+  FaultInjection f;
+  const char* spec = std::getenv("METASEMI_FAULT");
+  if (!spec || !*spec) return f;
+  const std::string s(spec);
+  const auto a = s.find(':'), b = s.rfind(':');
+  std::size_t used = 0;
+  try {
+    if (a == std::string::npos || b == a) throw std::invalid_argument(s);
+    f.kind = s.substr(0, a);
+    f.rank = std::stoi(s.substr(a + 1, b - a - 1));
+    f.step = std::stoll(s.substr(b + 1), &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  MS_REQUIRE(used > 0 && used == s.size() - b - 1 &&
+                 (f.kind == "throw" || f.kind == "hang" || f.kind == "exit"),
+             core::ConfigError,
+             "METASEMI_FAULT: expected <throw|hang|exit>:<rank>:<step>, got '{}'", s);
+  return f;
+}
+
 int defaultThreads(const dist::Communicator& comm) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(1, cores / std::max(1, comm.localSize()));
@@ -344,6 +386,8 @@ int runTraining(const core::TrainConfig& c, dist::Communicator& comm,
   MS_REQUIRE(!c.gpu, core::ConfigError,
              "--gpu: this build's LibTorch has no CUDA (build with the cluster-gpu preset)");
   const bool root = comm.isRoot();
+  comm.setCollectiveTimeout(c.collectiveTimeout);
+  const FaultInjection fault = faultFromEnvironment();
   const int threads = c.threads > 0 ? c.threads : defaultThreads(comm);
   at::set_num_threads(threads);
   PreemptionHandler preemption;
@@ -482,6 +526,7 @@ int runTraining(const core::TrainConfig& c, dist::Communicator& comm,
   const std::int64_t firstStep = state.nextStep;
   for (std::int64_t step = state.nextStep; step < totalSteps; ++step) {
     const auto t0 = Clock::now();
+    if (fault.step == step && fault.rank == comm.rank()) fault.trigger();
     meta::StepSettings settings;
     settings.kind = kind;
     settings.metaGrad = c.metaGrad;
