@@ -1,0 +1,169 @@
+// Time of one distributed MetaSemi training step as the trainer runs it (gradients living in the
+// communication buckets, the labeled gradient g averaged for the pseudo-labels, BatchNorm buffers
+// broadcast from rank 0), on random data so that only compute and communication count. Prints the
+// median step time, the part spent averaging gradients, and a bare MPI_Allreduce of the same
+// number of bytes measured in the same run. Run with the same per-rank batch at 1 and 2 ranks:
+//   mpirun -np 1 build/bin/metasemi-bench-dist-step [--width 1.0] [--batch 32] [--size 32]
+//   mpirun -np 2 build/bin/metasemi-bench-dist-step ...        [--reps 10] [--threads 1]
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "metasemi/dist/Communicator.h"
+#include "metasemi/dist/GradientBucketer.h"
+#include "metasemi/meta/MetaStep.h"
+#include "metasemi/meta/Sgd.h"
+#include "metasemi/models/Network.h"
+
+namespace {
+
+using namespace metasemi;
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// The slowest rank's value: a step is as slow as its slowest rank.
+double slowest(dist::Communicator& comm, double v) {
+  std::vector<double> all(static_cast<std::size_t>(comm.size()), 0.0);
+  all[static_cast<std::size_t>(comm.rank())] = v;
+  comm.allreduceSum(all.data(), all.size());
+  return *std::max_element(all.begin(), all.end());
+}
+
+std::map<std::string, std::string> parseArgs(int argc, char** argv) {
+  std::map<std::string, std::string> a{{"width", "1.0"}, {"batch", "32"},  {"size", "32"},
+                                       {"reps", "10"},   {"threads", "1"}, {"warmup", "2"}};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string key = argv[i];
+    if (key.rfind("--", 0) != 0 || a.count(key.substr(2)) == 0) {
+      std::cerr << "metasemi-bench-dist-step: unknown flag " << key << "\n";
+      std::exit(2);
+    }
+    a[key.substr(2)] = argv[i + 1];
+  }
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dist::Environment env(argc, argv);
+  auto comm = dist::makeHostCommunicator(env);
+  auto a = parseArgs(argc, argv);
+  const int batch = std::stoi(a["batch"]), size = std::stoi(a["size"]);
+  const int reps = std::stoi(a["reps"]), warmup = std::stoi(a["warmup"]);
+  torch::set_num_threads(std::stoi(a["threads"]));
+
+  torch::manual_seed(1);
+  models::NetworkSpec spec;
+  spec.widthFactor = std::stod(a["width"]);
+  auto net = models::makeNetwork(spec);
+  models::toChannelsLast(*net);
+  dist::broadcastModule(*comm, *net);
+  meta::Sgd sgd(net->parameters(), 0.9, 1e-4);
+  meta::MetaStep step(net, sgd, true);
+  dist::GradientBucketer gradBuckets, metaBuckets, bufferBuckets;
+  double commSeconds = 0.0, waitSeconds = 0.0;
+  if (comm->size() > 1) {
+    sgd.setGradientStorage(gradBuckets.bucketViews(net->parameters()));
+    step.setParameterGradientHook([&](std::vector<torch::Tensor>& g) {
+      // Waiting for the slower rank is load imbalance, not communication: time it apart.
+      const auto tw = Clock::now();
+      comm->barrier();
+      const auto t0 = Clock::now();
+      waitSeconds += seconds(tw, t0);
+      gradBuckets.allreduce(*comm, g, true);
+      commSeconds += seconds(t0, Clock::now());
+    });
+    step.setLabeledGradientHook([&](std::vector<torch::Tensor>& g) {
+      // Waiting for the slower rank is load imbalance, not communication: time it apart.
+      const auto tw = Clock::now();
+      comm->barrier();
+      const auto t0 = Clock::now();
+      waitSeconds += seconds(tw, t0);
+      metaBuckets.allreduce(*comm, g, true);
+      commSeconds += seconds(t0, Clock::now());
+    });
+  }
+  std::vector<torch::Tensor> buffers = net->buffers();
+  std::int64_t numel = 0;
+  for (const auto& p : net->parameters()) numel += p.numel();
+
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  meta::StepSettings s;
+  s.kind = meta::StepKind::kMetaMixUp;
+  s.lr = 0.05;
+  torch::manual_seed(100 + comm->rank());
+  meta::StepBatch b;
+  b.labeledImages = torch::randn({batch, 3, size, size});
+  b.labels = torch::randint(10, {batch}, torch::kLong);
+  b.unlabeledImages = torch::randn({batch, 3, size, size});
+  b.lambda = torch::rand({batch});
+
+  std::vector<double> stepTimes, commTimes, waitTimes, bareTimes;
+  auto flat = torch::randn({numel});
+  for (int i = 0; i < warmup + reps; ++i) {
+    comm->barrier();
+    commSeconds = 0.0;
+    waitSeconds = 0.0;
+    const auto t0 = Clock::now();
+    const auto r = step.run(b, s, gen);
+    r.loss.item<double>();
+    if (comm->size() > 1) {
+      const auto t1 = Clock::now();
+      bufferBuckets.broadcast(*comm, buffers, 0);
+      commSeconds += seconds(t1, Clock::now());
+    }
+    const double stepTime = slowest(*comm, seconds(t0, Clock::now()));
+    const double commTime = slowest(*comm, commSeconds);
+    const double waitTime = slowest(*comm, waitSeconds);
+    // The same bytes as both gradient averages of the step, in bare MPI_Allreduce calls.
+    comm->barrier();
+    const auto t2 = Clock::now();
+    if (comm->size() > 1) {
+      comm->allreduce(flat, dist::ReduceOp::kSum);
+      comm->allreduce(flat, dist::ReduceOp::kSum);
+      flat.mul_(0.25);
+    }
+    const double bareTime = slowest(*comm, seconds(t2, Clock::now()));
+    if (i >= warmup) {
+      stepTimes.push_back(stepTime);
+      commTimes.push_back(commTime);
+      waitTimes.push_back(waitTime);
+      bareTimes.push_back(bareTime);
+    }
+  }
+  if (comm->isRoot()) {
+    fmt::print(
+        "ranks {}, threads per rank {}, ConvLarge width {} ({} parameters), per-rank batch {}+{}, "
+        "{}x{}x3, MetaSemi + mix-up step\n",
+        comm->size(), torch::get_num_threads(), spec.widthFactor, numel, batch, batch, size, size);
+    fmt::print("median step time        {:.4f} s (min {:.4f}, max {:.4f})\n", median(stepTimes),
+               *std::min_element(stepTimes.begin(), stepTimes.end()),
+               *std::max_element(stepTimes.begin(), stepTimes.end()));
+    fmt::print(
+        "  of which averaging    {:.2f} ms (g and the gradients, plus the buffer broadcast)\n",
+        1e3 * median(commTimes));
+    fmt::print("  waiting for a slower rank {:.2f} ms (before the averages)\n",
+               1e3 * median(waitTimes));
+    fmt::print("bare MPI_Allreduce x2   {:.2f} ms ({} float32 each)\n", 1e3 * median(bareTimes),
+               numel);
+    fmt::print("images per second       {:.1f} (labeled + unlabeled, all ranks)\n",
+               2.0 * batch * comm->size() / median(stepTimes));
+  }
+  return 0;
+}
