@@ -82,8 +82,11 @@ class SlurmCluster {
   /// Starts the cluster (env/slurm/start.sh).
   RunResult start() const { return run(sourcePath("env/slurm/start.sh").string()); }
 
-  /// Runs `command` with SLURM_CONF and the cluster's folder and port in its environment.
-  RunResult run(const std::string& command) const { return runCommand(env_ + command); }
+  /// Runs the shell command `command` (pipes and lists too) with SLURM_CONF and the cluster's
+  /// folder and port in its environment.
+  RunResult run(const std::string& command) const {
+    return runCommand("export " + env_ + "; (" + command + ")");
+  }
 
   /// Every job record the controller still holds (finished ones for MinJobAge, 300 s).
   std::vector<SlurmJob> jobs() const {
@@ -129,7 +132,7 @@ class SlurmCluster {
   }
 
  private:
-  void stop() const { runCommand(env_ + sourcePath("env/slurm/stop.sh").string() + " --purge"); }
+  void stop() const { run(sourcePath("env/slurm/stop.sh").string() + " --purge"); }
 
   std::filesystem::path dir_;
   std::string env_;
