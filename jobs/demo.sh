@@ -48,6 +48,13 @@ train() {  # name, extra flags
 train metasemi --method meta --mix-up
 train baseline --method baseline
 
+echo "== evaluation: error rates of the best checkpoints (per class, confusion matrix)"
+for name in metasemi baseline; do
+  mpirun -np "$ranks" "$bin/metasemi-eval" --checkpoint "$out/runs/$name/model_best.h5" \
+    --data-path "$out/data" --threads 1 --output "$out/runs/$name/eval.json" > "$out/runs/$name/eval.txt"
+  echo "$name: $(grep -m1 -i 'top-1' "$out/runs/$name/eval.txt")"
+done
+
 echo "== report"
 "$bin/metasemi-report" --output-dir "$out" --name results --no-paper \
   "$out/runs/metasemi" "$out/runs/baseline"
@@ -68,4 +75,4 @@ echo "Outputs in $out (after $((elapsed / 60)) min $((elapsed % 60)) s):"
 echo "  results.md / results.csv / results.tex   the error table"
 echo "  results-error.png / .pdf                 test error against step, both runs"
 [ "$tsne_points" != 0 ] && echo "  tsne/visualization.png / .pdf           t-SNE of the MetaSemi features"
-echo "  runs/metasemi, runs/baseline             checkpoints, log.txt, metrics.jsonl"
+echo "  runs/metasemi, runs/baseline             checkpoints, log.txt, metrics.jsonl, eval.json"

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "metasemi/io/H5File.h"
 #include "metasemi/post/Plot.h"
@@ -40,6 +41,11 @@ BOOST_AUTO_TEST_CASE(demo_pipeline_writes_table_curves_and_tsne) {
     metasemi::io::H5File ckpt((out / "runs" / run / "checkpoint.h5").string(),
                               metasemi::io::H5File::Mode::kRead);
     BOOST_TEST(ckpt.attrInt("/", "step") == 6, run);
+    // metasemi-eval on the best checkpoint: the whole test set, counted once.
+    std::ifstream in(out / "runs" / run / "eval.json");
+    const auto eval = nlohmann::json::parse(in);
+    BOOST_TEST(eval.at("images").get<std::int64_t>() == 10000, run);
+    BOOST_TEST(eval.at("top1_error").get<double>() > 0.0, run);
   }
 
   // Features: every labeled image plus an equal share of unlabeled and test images.
