@@ -13,8 +13,8 @@ set(METASEMI_TEST_ENV
 add_library(metasemi_test_support STATIC ${PROJECT_SOURCE_DIR}/tests/support/TestSupport.cpp
                                          ${PROJECT_SOURCE_DIR}/tests/support/TinyShards.cpp)
 target_include_directories(metasemi_test_support PUBLIC ${PROJECT_SOURCE_DIR}/tests)
-# Tests may use any part of the project, the postprocessing library included.
-target_link_libraries(metasemi_test_support PUBLIC metasemi::metasemi metasemi::post
+# Tests may use any part of the project, the preprocessing and postprocessing libraries included.
+target_link_libraries(metasemi_test_support PUBLIC metasemi::metasemi metasemi_prep metasemi::post
                                                    Boost::unit_test_framework)
 target_compile_definitions(metasemi_test_support PUBLIC BOOST_TEST_DYN_LINK)
 if(METASEMI_USE_PCH)
