@@ -426,9 +426,13 @@ int runTraining(const core::TrainConfig& c, dist::Communicator& comm,
     meta::CosineLrSchedule s;
     s.lrMax = c.lr;
     if (c.isImagenet()) {
-      // One epoch is one pass over the unlabeled set, as the reference's loader length.
-      const std::int64_t loaderLen =
-          (static_cast<std::int64_t>(d.unlabeledIndices.size()) + globalBatch - 1) / globalBatch;
+      // One epoch is one pass over the set that drives the reference's loader: the unlabeled
+      // set for MetaSemi, the labeled set for the labeled-only baseline (train_imagenet.py).
+      // Both round up (the baseline script's scheduler rounds down but its loop runs the
+      // rounded-up count; the meta script's ceil is used for both).
+      const std::int64_t epochImages = static_cast<std::int64_t>(
+          usesUnlabeled ? d.unlabeledIndices.size() : d.labeledIndices.size());
+      const std::int64_t loaderLen = (epochImages + globalBatch - 1) / globalBatch;
       s.warmupIters = loaderLen * c.warmup;
       s.maxIters = loaderLen * c.epochs;
       totalSteps = s.maxIters;
