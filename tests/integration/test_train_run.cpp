@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "metasemi/io/H5File.h"
-#include "metasemi/io/TensorIo.h"
+#include "support/CheckpointCompare.h"
 #include "support/TestSupport.h"
 #include "support/TinyShards.h"
 
@@ -35,26 +35,6 @@ struct Fixture {
 std::int64_t checkpointStep(const fs::path& file) {
   H5File f(file.string(), H5File::Mode::kRead);
   return f.attrInt("/", "step");
-}
-
-// True when both checkpoints hold bit-identical model and optimizer tensors.
-bool sameState(const fs::path& a, const fs::path& b) {
-  H5File fa(a.string(), H5File::Mode::kRead), fb(b.string(), H5File::Mode::kRead);
-  bool same = true;
-  std::size_t compared = 0;
-  for (const std::string group : {"model", "optimizer/momentum_buffer"}) {
-    const auto names = fa.list(group);
-    same &= names == fb.list(group);
-    for (const auto& n : names) {
-      const auto ta = metasemi::io::readTensor(fa, group + "/" + n);
-      const auto tb = metasemi::io::readTensor(fb, group + "/" + n);
-      const bool eq = ta.sizes() == tb.sizes() && torch::equal(ta, tb);
-      if (!eq) BOOST_TEST_MESSAGE("differs: " << group << "/" << n);
-      same &= eq;
-      ++compared;
-    }
-  }
-  return same && compared > 30;
 }
 
 std::vector<nlohmann::json> metricsRows(const fs::path& file) {
@@ -143,7 +123,8 @@ BOOST_AUTO_TEST_CASE(resume_after_sigkill_is_bit_exact) {
   BOOST_TEST_REQUIRE(r.exitCode == 0, r.output);
   BOOST_TEST(r.output.find(fmt::format("steps {} -> {}", stepAtKill, steps)) != std::string::npos,
              r.output);
-  BOOST_TEST(sameState(reference / "checkpoint.h5", killed / "checkpoint.h5"));
+  BOOST_TEST(
+      metasemi::test::sameCheckpointState(reference / "checkpoint.h5", killed / "checkpoint.h5"));
   // log.txt was appended to, not overwritten.
   std::ifstream log(killed / "log.txt");
   const std::string text((std::istreambuf_iterator<char>(log)), {});
@@ -173,7 +154,8 @@ BOOST_AUTO_TEST_CASE(sigusr1_checkpoints_exits_75_and_restart_continues) {
   BOOST_TEST(stepAtStop < steps);
   const auto r = runCommand(command(preempted, steps));
   BOOST_TEST_REQUIRE(r.exitCode == 0, r.output);
-  BOOST_TEST(sameState(reference / "checkpoint.h5", preempted / "checkpoint.h5"));
+  BOOST_TEST(metasemi::test::sameCheckpointState(reference / "checkpoint.h5",
+                                                 preempted / "checkpoint.h5"));
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_is_one_line_and_nothing_is_overwritten) {

@@ -9,8 +9,8 @@
 #include <regex>
 
 #include "metasemi/io/H5File.h"
-#include "metasemi/io/TensorIo.h"
 #include "slurm/SlurmCluster.h"
+#include "support/CheckpointCompare.h"
 #include "support/TestSupport.h"
 #include "support/TinyShards.h"
 
@@ -21,27 +21,6 @@ using metasemi::test::readText;
 namespace {
 
 constexpr int kSteps = 600;
-
-// True when both checkpoints hold bit-identical model and optimizer tensors (and enough of them
-// to be a whole ConvLarge).
-bool sameState(const fs::path& a, const fs::path& b) {
-  H5File fa(a.string(), H5File::Mode::kRead), fb(b.string(), H5File::Mode::kRead);
-  bool same = true;
-  std::size_t compared = 0;
-  for (const std::string group : {"model", "optimizer/momentum_buffer"}) {
-    const auto names = fa.list(group);
-    same &= names == fb.list(group);
-    for (const auto& n : names) {
-      const auto ta = metasemi::io::readTensor(fa, group + "/" + n);
-      const auto tb = metasemi::io::readTensor(fb, group + "/" + n);
-      const bool eq = ta.sizes() == tb.sizes() && torch::equal(ta, tb);
-      if (!eq) BOOST_TEST_MESSAGE("differs: " << group << "/" << n);
-      same &= eq;
-      ++compared;
-    }
-  }
-  return same && compared > 30;
-}
 
 // Evaluation rows of a run: step -> top-1 error (a step evaluated twice keeps the later row).
 std::map<std::int64_t, double> evalErrors(const fs::path& metrics) {
@@ -155,7 +134,7 @@ BOOST_AUTO_TEST_CASE(usr1_checkpoints_requeues_and_resumes_bit_for_bit) {
     H5File h(f.string(), H5File::Mode::kRead);
     BOOST_TEST(h.attrInt("/", "step") == kSteps, f);
   }
-  BOOST_TEST(sameState(a, b));
+  BOOST_TEST(metasemi::test::sameCheckpointState(a, b));
   const auto ea = evalErrors(cluster.dir() / "preempted" / "metrics.jsonl");
   const auto eb = evalErrors(cluster.dir() / "uninterrupted" / "metrics.jsonl");
   BOOST_TEST(ea.size() == static_cast<std::size_t>(kSteps / 50));
