@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a one-node Slurm cluster on this machine for tests: munged, slurmctld and slurmd on the
-# loopback interface with non-default ports, every file (configuration, keys, state, spool,
-# logs, pid files) in one folder, no systemd. Idempotent: a cluster already running from that
+# loopback interface with non-default ports, every file (configuration, keys, state, logs, pid
+# files) in one folder, no systemd. The sockets (munged's, and slurmd's spool, where slurmstepd
+# puts one per job step) live in a short folder under /tmp named after that folder, because a
+# socket path may not exceed 107 bytes and a test folder deep in a build tree easily does. Idempotent: a cluster already running from that
 # folder is left as it is.
 #
 #   METASEMI_SLURM_DIR   the folder (default: /tmp/metasemi-slurm-$USER)
@@ -19,6 +21,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 conf=$dir/etc/slurm.conf
 export SLURM_CONF=$conf
+# Same name in stop.sh.
+sockets=/tmp/metasemi-slurm-sockets.$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -41,15 +45,15 @@ for tool in munged slurmctld slurmd scontrol sinfo; do
   command -v "$tool" >/dev/null || { echo "start.sh: '$tool' not found (install the Debian packages slurm-wlm and munge)" >&2; exit 1; }
 done
 
-mkdir -p "$dir"/{etc,munge,state,spool,log,run}
-chmod 700 "$dir/munge"
+mkdir -p "$dir"/{etc,munge,state,log,run} "$sockets"
+chmod 700 "$dir/munge" "$sockets"
 
 # --- munge: a private key and socket, so that the machine's own munge (if any) is not touched.
 if [ ! -s "$dir/munge/munge.key" ]; then
   dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge/munge.key"
 fi
-socket=$dir/munge/munge.socket
+socket=$sockets/munge.socket
 if ! alive "$dir/run/munged.pid"; then
   # --force: the folder may sit below the world-writable /tmp, which munged otherwise refuses.
   munged --force --socket="$socket" --key-file="$dir/munge/munge.key" \
@@ -75,7 +79,7 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$socket
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool/slurmd-%n
+SlurmdSpoolDir=$sockets/slurmd-%n
 SlurmctldPidFile=$dir/run/slurmctld.pid
 SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stops the one-node test cluster that start.sh started from METASEMI_SLURM_DIR (default
 # /tmp/metasemi-slurm-$USER): cancels its jobs, then ends slurmd, slurmctld and munged by the
-# ids in their pid files. Safe to run after a failed start or twice. With --purge it also
-# removes the folder.
+# ids in their pid files, and removes the sockets folder start.sh made under /tmp. Safe to run
+# after a failed start or twice. With --purge it also removes the folder.
 set -uo pipefail
 
 dir=${METASEMI_SLURM_DIR:-/tmp/metasemi-slurm-${USER:-$(id -un)}}
@@ -31,6 +31,8 @@ stop_pid() {
 stop_pid "$dir/run/slurmd.pid"
 stop_pid "$dir/run/slurmctld.pid"
 stop_pid "$dir/run/munged.pid"
+dir=$(cd "$dir" && pwd)
+rm -rf "/tmp/metasemi-slurm-sockets.$(printf '%s' "$dir" | cksum | cut -d' ' -f1)"
 
 if [ "${1:-}" = "--purge" ]; then
   rm -rf "$dir"
