@@ -11,18 +11,18 @@
 
 #include <unistd.h>
 
+#include "metasemi/core/CommandLine.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/core/TrainOptions.h"
 #include "metasemi/data/Loader.h"
 #include "metasemi/data/ShardSource.h"
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/Hdf5.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
 #include "metasemi/post/Eval.h"
-#include "metasemi/post/Program.h"
 #include "metasemi/post/Report.h"
 
 namespace po = boost::program_options;
@@ -187,10 +187,8 @@ int run(Prepared& p, const Options& o, dist::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  dist::Environment env(argc, argv);
-  auto comm = dist::makeHostCommunicator(env);
-  core::setupLogging(comm->rank(), comm->size());
-  io::silenceHdf5Errors();
+  dist::MpiProgram program(kProgram, argc, argv);
+  dist::Communicator& comm = program.comm();
   Options o;
   po::options_description desc(
       "Usage: metasemi-eval --checkpoint FILE.h5 --data-path DIR [options]\n"
@@ -207,35 +205,17 @@ int main(int argc, char** argv) {
       "output", po::value(&o.output), "JSON file to write (default: print only)")(
       "top-k", po::value(&o.topK)->default_value(5), "k of the top-k error");
 
-  // Bad input is found on every rank before the first collective of the pass; the ranks then
-  // agree on one exit code and the first failing rank prints its line, without an abort.
-  std::int64_t code = core::kExitOk;
-  std::string message;
+  // Bad input is found on every rank before the first collective of the pass.
+  bool help = false;
   Prepared prepared;
-  try {
+  const int checked = program.agree([&] {
     po::variables_map vm;
-    if (!post::parseCommandLine(argc, argv, desc, vm, comm->isRoot())) return core::kExitOk;
+    help = !core::parseCommandLine(argc, argv, desc, vm, comm.isRoot());
+    if (help) return;
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(o.threads > 0 ? o.threads : std::max(1, cores / comm->localSize()));
-    prepared = prepare(o, comm->isRoot());
-  } catch (const std::exception& e) {
-    code = core::exitCodeFor(e);
-    message = e.what();
-  }
-  std::int64_t agreed[2] = {code, code != core::kExitOk ? comm->rank() : comm->size()};
-  comm->allreduceMax(&agreed[0], 1);
-  comm->allreduceMin(&agreed[1], 1);
-  if (agreed[0] != core::kExitOk) {
-    if (agreed[1] == comm->rank()) std::cerr << kProgram << ": " << message << "\n";
-    return static_cast<int>(agreed[0]);
-  }
-
-  try {
-    return run(prepared, o, *comm);
-  } catch (const std::exception& e) {
-    std::cerr << fmt::format("[rank {}] {}: {}\n", comm->rank(), kProgram, e.what());
-    const int failed = core::exitCodeFor(e);
-    if (comm->size() > 1) comm->abort(failed);
-    return failed;
-  }
+    at::set_num_threads(o.threads > 0 ? o.threads : std::max(1, cores / comm.localSize()));
+    prepared = prepare(o, comm.isRoot());
+  });
+  if (checked != core::kExitOk || help) return checked;
+  return program.run([&]() -> int { return run(prepared, o, comm); });
 }

@@ -8,8 +8,7 @@
 
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
-#include "metasemi/dist/Communicator.h"
-#include "metasemi/io/Hdf5.h"
+#include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/ShardSplit.h"
 #include "prep/Convert.h"
 #include "prep/ImagenetSplit.h"
@@ -291,36 +290,23 @@ std::string logLevelOf(const std::vector<std::string>& args) {
 }  // namespace
 
 int prepMain(int argc, char** argv) {
-  dist::Environment env(argc, argv);
-  auto comm = dist::makeHostCommunicator(env);
-  core::setupLogging(comm->rank(), comm->size());
-  io::silenceHdf5Errors();
-  try {
+  dist::MpiProgram program("metasemi-prep", argc, argv);
+  dist::Communicator& comm = program.comm();
+  return program.run([&]() -> int {
     MS_REQUIRE(argc >= 2, ConfigError, "no subcommand (run metasemi-prep --help)");
     const std::string sub = argv[1];
     if (sub == "--help" || sub == "-h" || sub == "help") {
-      if (comm->isRoot()) std::cout << kUsage;
+      if (comm.isRoot()) std::cout << kUsage;
       return core::kExitOk;
     }
     const std::vector<std::string> args(argv + 2, argv + argc);
     try {
-      core::setupLogging(comm->rank(), comm->size(), logLevelOf(args));
+      core::setupLogging(comm.rank(), comm.size(), logLevelOf(args));
     } catch (const std::exception&) {
       MS_THROW(ConfigError, "--log-level must be trace, debug, info, warn or error");
     }
-    return dispatch(sub, args, *comm);
-  } catch (const ConfigError& e) {
-    // Every rank parses the same command line, so every rank gets here.
-    if (comm->isRoot()) std::cerr << "metasemi-prep: " << e.what() << "\n";
-    return core::kExitConfig;
-  } catch (const std::exception& e) {
-    if (comm->size() > 1) {
-      std::cerr << fmt::format("[rank {}] metasemi-prep: {}\n", comm->rank(), e.what());
-      comm->abort(core::exitCodeFor(e));
-    }
-    std::cerr << "metasemi-prep: " << e.what() << "\n";
-    return core::exitCodeFor(e);
-  }
+    return dispatch(sub, args, comm);
+  });
 }
 
 }  // namespace metasemi::prep

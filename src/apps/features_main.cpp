@@ -5,14 +5,14 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <iostream>
 
+#include "metasemi/core/CommandLine.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/core/Random.h"
 #include "metasemi/core/TrainOptions.h"
 #include "metasemi/data/ShardSource.h"
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/Hdf5.h"
@@ -146,10 +146,8 @@ int run(const Options& o, dist::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  dist::Environment env(argc, argv);
-  auto comm = dist::makeHostCommunicator(env);
-  core::setupLogging(comm->rank(), comm->size());
-  io::silenceHdf5Errors();
+  dist::MpiProgram program("metasemi-features", argc, argv);
+  dist::Communicator& comm = program.comm();
   Options o;
   po::options_description desc(
       "Usage: metasemi-features --checkpoint FILE.h5 --output FEATURES.h5 [options]\n"
@@ -166,30 +164,13 @@ int main(int argc, char** argv) {
       "seed", po::value(&o.seed)->default_value(0), "seed of the --max-points sample")(
       "batch", po::value(&o.batch)->default_value(500), "images per forward")(
       "threads", po::value(&o.threads)->default_value(0), "LibTorch threads per rank (0 = 1)");
-  try {
+  return program.run([&]() -> int {
     po::variables_map vm;
-    try {
-      po::store(po::parse_command_line(argc, argv, desc), vm);
-      po::notify(vm);
-    } catch (const po::error& e) {
-      MS_THROW(core::ConfigError, "{}", e.what());
-    }
-    if (vm.count("help")) {
-      if (comm->isRoot()) std::cout << desc << "\n";
-      return core::kExitOk;
-    }
+    if (!core::parseCommandLine(argc, argv, desc, vm, comm.isRoot())) return core::kExitOk;
     MS_REQUIRE(!o.checkpoint.empty(), core::ConfigError, "--checkpoint is required");
     MS_REQUIRE(!o.output.empty(), core::ConfigError, "--output is required");
     MS_REQUIRE(o.batch > 0, core::ConfigError, "--batch must be positive, got {}", o.batch);
     MS_REQUIRE(o.maxPoints >= 0, core::ConfigError, "--max-points must be >= 0");
-    return run(o, *comm);
-  } catch (const core::ConfigError& e) {
-    if (comm->isRoot()) std::cerr << "metasemi-features: " << e.what() << "\n";
-    return core::kExitConfig;
-  } catch (const std::exception& e) {
-    std::cerr << fmt::format("[rank {}] metasemi-features: {}\n", comm->rank(), e.what());
-    const int code = core::exitCodeFor(e);
-    if (comm->size() > 1) comm->abort(code);
-    return code;
-  }
+    return run(o, comm);
+  });
 }

@@ -1,10 +1,12 @@
-#include "metasemi/post/Program.h"
+#include "metasemi/core/CommandLine.h"
+
+#include <malloc.h>
 
 #include <iostream>
 
 #include "metasemi/core/Error.h"
 
-namespace metasemi::post {
+namespace metasemi::core {
 
 namespace po = boost::program_options;
 
@@ -22,7 +24,7 @@ bool parseCommandLine(int argc, char** argv, const po::options_description& opti
     po::store(parser.run(), values);
     po::notify(values);
   } catch (const po::error& e) {
-    MS_THROW(core::ConfigError, "{} (see --help)", e.what());
+    MS_THROW(ConfigError, "{} (see --help)", e.what());
   }
   if (values.count("help") == 0) return true;
   if (printHelp) std::cout << options << "\n";
@@ -31,7 +33,7 @@ bool parseCommandLine(int argc, char** argv, const po::options_description& opti
 
 int reportError(const std::string& program, const std::exception& error) {
   std::cerr << program << ": " << error.what() << "\n";
-  return core::exitCodeFor(error);
+  return exitCodeFor(error);
 }
 
 int runProgram(const std::string& program, const std::function<int()>& body) {
@@ -42,4 +44,9 @@ int runProgram(const std::string& program, const std::function<int()>& body) {
   }
 }
 
-}  // namespace metasemi::post
+void keepLargeAllocationsInHeap() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+}  // namespace metasemi::core

@@ -1,0 +1,65 @@
+#include "metasemi/dist/MpiProgram.h"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <iostream>
+
+#include "metasemi/core/CommandLine.h"
+#include "metasemi/core/Error.h"
+#include "metasemi/core/Log.h"
+#include "metasemi/io/Hdf5.h"
+
+namespace metasemi::dist {
+
+MpiProgram::MpiProgram(std::string name, int& argc, char**& argv) : name_(std::move(name)) {
+  core::keepLargeAllocationsInHeap();
+  env_ = std::make_unique<Environment>(argc, argv);
+  comm_ = makeHostCommunicator(*env_);
+  core::setupLogging(comm_->rank(), comm_->size());
+  io::silenceHdf5Errors();
+}
+
+// The communicator goes before MPI_Finalize.
+MpiProgram::~MpiProgram() {
+  comm_.reset();
+  env_.reset();
+}
+
+int MpiProgram::agree(const std::function<void()>& check) {
+  std::int64_t code = core::kExitOk;
+  std::string message;
+  try {
+    check();
+  } catch (const std::exception& e) {
+    code = core::exitCodeFor(e);
+    message = e.what();
+  }
+  std::int64_t worst = code;
+  std::int64_t firstFailing = code != core::kExitOk ? comm_->rank() : comm_->size();
+  comm_->allreduceMax(&worst, 1);
+  comm_->allreduceMin(&firstFailing, 1);
+  if (worst != core::kExitOk && firstFailing == comm_->rank()) {
+    std::cerr << name_ << ": " << message << "\n";
+  }
+  return static_cast<int>(worst);
+}
+
+int MpiProgram::run(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const core::ConfigError& e) {
+    if (comm_->isRoot()) std::cerr << name_ << ": " << e.what() << "\n";
+    return core::kExitConfig;
+  } catch (const std::exception& e) {
+    const int code = core::exitCodeFor(e);
+    if (comm_->size() > 1) {
+      std::cerr << fmt::format("[rank {}] {}: {}\n", comm_->rank(), name_, e.what());
+      comm_->abort(code);
+    }
+    std::cerr << name_ << ": " << e.what() << "\n";
+    return code;
+  }
+}
+
+}  // namespace metasemi::dist
