@@ -10,12 +10,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
-#include <iostream>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "BenchSupport.h"
+#include "metasemi/core/CommandLine.h"
 #include "metasemi/dist/Communicator.h"
 #include "metasemi/dist/GradientBucketer.h"
 #include "metasemi/meta/MetaStep.h"
@@ -25,16 +24,9 @@
 namespace {
 
 using namespace metasemi;
-using Clock = std::chrono::steady_clock;
-
-double seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+using bench::Clock;
+using bench::median;
+using bench::seconds;
 
 // The slowest rank's value: a step is as slow as its slowest rank.
 double slowest(dist::Communicator& comm, double v) {
@@ -44,26 +36,19 @@ double slowest(dist::Communicator& comm, double v) {
   return *std::max_element(all.begin(), all.end());
 }
 
-std::map<std::string, std::string> parseArgs(int argc, char** argv) {
-  std::map<std::string, std::string> a{{"width", "1.0"}, {"batch", "32"},  {"size", "32"},
-                                       {"reps", "10"},   {"threads", "1"}, {"warmup", "2"}};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string key = argv[i];
-    if (key.rfind("--", 0) != 0 || a.count(key.substr(2)) == 0) {
-      std::cerr << "metasemi-bench-dist-step: unknown flag " << key << "\n";
-      std::exit(2);
-    }
-    a[key.substr(2)] = argv[i + 1];
-  }
-  return a;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  core::keepLargeAllocationsInHeap();
   dist::Environment env(argc, argv);
   auto comm = dist::makeHostCommunicator(env);
-  auto a = parseArgs(argc, argv);
+  auto a = bench::parseFlags(argc, argv, "metasemi-bench-dist-step",
+                             {{"width", "1.0"},
+                              {"batch", "32"},
+                              {"size", "32"},
+                              {"reps", "10"},
+                              {"threads", "1"},
+                              {"warmup", "2"}});
   const int batch = std::stoi(a["batch"]), size = std::stoi(a["size"]);
   const int reps = std::stoi(a["reps"]), warmup = std::stoi(a["warmup"]);
   torch::set_num_threads(std::stoi(a["threads"]));
@@ -80,24 +65,20 @@ int main(int argc, char** argv) {
   double commSeconds = 0.0, waitSeconds = 0.0;
   if (comm->size() > 1) {
     sgd.setGradientStorage(gradBuckets.bucketViews(net->parameters()));
-    step.setParameterGradientHook([&](std::vector<torch::Tensor>& g) {
-      // Waiting for the slower rank is load imbalance, not communication: time it apart.
-      const auto tw = Clock::now();
-      comm->barrier();
-      const auto t0 = Clock::now();
-      waitSeconds += seconds(tw, t0);
-      gradBuckets.allreduce(*comm, g, true);
-      commSeconds += seconds(t0, Clock::now());
-    });
-    step.setLabeledGradientHook([&](std::vector<torch::Tensor>& g) {
-      // Waiting for the slower rank is load imbalance, not communication: time it apart.
-      const auto tw = Clock::now();
-      comm->barrier();
-      const auto t0 = Clock::now();
-      waitSeconds += seconds(tw, t0);
-      metaBuckets.allreduce(*comm, g, true);
-      commSeconds += seconds(t0, Clock::now());
-    });
+    // Averages through `buckets`, timing the wait for the slower rank (load imbalance, not
+    // communication) apart from the average itself.
+    auto timedAverage = [&](dist::GradientBucketer& buckets) {
+      return [&, bucketer = &buckets](std::vector<torch::Tensor>& g) {
+        const auto tw = Clock::now();
+        comm->barrier();
+        const auto t0 = Clock::now();
+        waitSeconds += seconds(tw, t0);
+        bucketer->allreduce(*comm, g, true);
+        commSeconds += seconds(t0, Clock::now());
+      };
+    };
+    step.setParameterGradientHook(timedAverage(gradBuckets));
+    step.setLabeledGradientHook(timedAverage(metaBuckets));
   }
   std::vector<torch::Tensor> buffers = net->buffers();
   std::int64_t numel = 0;

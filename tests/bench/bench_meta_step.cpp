@@ -9,14 +9,14 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "BenchSupport.h"
+#include "metasemi/core/CommandLine.h"
 #include "metasemi/meta/MetaStep.h"
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/Network.h"
@@ -24,16 +24,9 @@
 namespace {
 
 using namespace metasemi;
-using Clock = std::chrono::steady_clock;
-
-double seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+using bench::Clock;
+using bench::median;
+using bench::seconds;
 
 double peakRssGiB() {
   rusage u{};
@@ -68,30 +61,19 @@ double convRate(bool channelsLast) {
   return 2.0 * 64 * 128 * 32 * 32 * 128 * 9 / median(t) / 1e9;
 }
 
-std::map<std::string, std::string> parseArgs(int argc, char** argv) {
-  std::map<std::string, std::string> a{{"width", "1.0"},
-                                       {"batch", "128"},
-                                       {"size", "32"},
-                                       {"reps", "5"},
-                                       {"threads", "2"},
-                                       {"warmup", "1"},
-                                       {"kinds", "meta-mixup,meta,labeled"},
-                                       {"channels-last", "1"}};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string key = argv[i];
-    if (key.rfind("--", 0) != 0 || a.count(key.substr(2)) == 0) {
-      std::cerr << "metasemi-bench-meta-step: unknown flag " << key << "\n";
-      std::exit(2);
-    }
-    a[key.substr(2)] = argv[i + 1];
-  }
-  return a;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto a = parseArgs(argc, argv);
+  core::keepLargeAllocationsInHeap();
+  auto a = bench::parseFlags(argc, argv, "metasemi-bench-meta-step",
+                             {{"width", "1.0"},
+                              {"batch", "128"},
+                              {"size", "32"},
+                              {"reps", "5"},
+                              {"threads", "2"},
+                              {"warmup", "1"},
+                              {"kinds", "meta-mixup,meta,labeled"},
+                              {"channels-last", "1"}});
   const double width = std::stod(a["width"]);
   const int batch = std::stoi(a["batch"]), size = std::stoi(a["size"]), reps = std::stoi(a["reps"]);
   const bool channelsLast = a["channels-last"] != "0";
