@@ -11,7 +11,8 @@ set(METASEMI_TEST_ENV
   "OMP_NUM_THREADS=1")
 
 add_library(metasemi_test_support STATIC ${PROJECT_SOURCE_DIR}/tests/support/TestSupport.cpp
-                                         ${PROJECT_SOURCE_DIR}/tests/support/TinyShards.cpp)
+                                         ${PROJECT_SOURCE_DIR}/tests/support/TinyShards.cpp
+                                         ${PROJECT_SOURCE_DIR}/tests/support/JpegTree.cpp)
 target_include_directories(metasemi_test_support PUBLIC ${PROJECT_SOURCE_DIR}/tests)
 # Tests may use any part of the project, the preprocessing and postprocessing libraries included.
 target_link_libraries(metasemi_test_support PUBLIC metasemi::metasemi metasemi_prep metasemi::post

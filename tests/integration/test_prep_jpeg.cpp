@@ -6,51 +6,29 @@
 
 #include "metasemi/io/ShardSet.h"
 #include "prep/Jpeg.h"
+#include "support/JpegTree.h"
 #include "support/TestSupport.h"
 
 namespace io = metasemi::io;
 namespace fs = std::filesystem;
 using metasemi::test::binary;
+using metasemi::test::openCvDocImages;
 using metasemi::test::runCommand;
 
 namespace {
 
 std::string prep(const std::string& args) { return binary("metasemi-prep").string() + " " + args; }
 
-// The example images of opencv-doc, downloaded once per build tree (apt-get download needs the
-// package lists; they are fetched when the first try fails).
-fs::path openCvDocImages() {
-  const fs::path cache = fs::path(metasemi::test::harnessEnv("METASEMI_TEST_TMP")) / "opencv-doc";
-  const fs::path data = cache / "x" / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data";
-  if (!fs::exists(data / "HappyFish.jpg")) {
-    fs::create_directories(cache);
-    const auto r = runCommand(
-        "cd " + cache.string() +
-        " && flock fetch.lock sh -c 'test -f x/usr/share/doc/opencv-doc/examples/data/"
-        "HappyFish.jpg || { { apt-get download opencv-doc || { apt-get update -q && apt-get "
-        "download opencv-doc; }; } && dpkg-deb -x opencv-doc_*.deb x; }'");
-    BOOST_REQUIRE_MESSAGE(r.exitCode == 0 && fs::exists(data / "HappyFish.jpg"),
-                          "could not get opencv-doc: " << r.output);
-  }
-  return data;
-}
-
 const std::map<std::string, std::vector<std::string>> kTree = {
-    {"n001_colour", {"HappyFish.jpg", "LinuxLogo.jpg", "aero1.jpg", "butterfly.jpg", "home.jpg"}},
-    {"n002_grey", {"left01.jpg", "left02.jpg", "left03.jpg", "right01.jpg", "right02.jpg"}},
-    {"n003_progressive", {"Blender_Suzanne1.jpg", "Blender_Suzanne2.jpg", "stuff.jpg"}},
+    {"n001_colour", metasemi::test::jpegClassFiles()[0]},
+    {"n002_grey", metasemi::test::jpegClassFiles()[1]},
+    {"n003_progressive", metasemi::test::jpegClassFiles()[2]},
 };
 
 // A class tree of 13 images named like ImageNet's (<class>/<class>_<k>.JPEG).
 fs::path makeTree(const fs::path& dir) {
-  const auto images = openCvDocImages();
   const fs::path root = dir / "train";
-  for (const auto& [cls, files] : kTree) {
-    fs::create_directories(root / cls);
-    for (std::size_t k = 0; k < files.size(); ++k) {
-      fs::copy_file(images / files[k], root / cls / (cls + "_" + std::to_string(k) + ".JPEG"));
-    }
-  }
+  metasemi::test::writeJpegClassTree(root, {"n001_colour", "n002_grey", "n003_progressive"});
   return root;
 }
 

@@ -19,13 +19,11 @@ struct Fixture {
 
   metasemi::test::RunResult run(const std::string& fault, const std::string& name,
                                 const std::string& extra = "") const {
-    return runCommand(fmt::format(
-        "METASEMI_FAULT={} timeout -s KILL 240 mpirun -np 2 -x METASEMI_FAULT {} --dataset mnist "
-        "--data-path {} --num-label 50 --seed 1 --width 0.125 --batch-size 8 --total-steps 40 "
-        "--warmup 4 --test-freq 100 --print-freq 1 --threads 1 --num-workers 1 --save-path {} {} "
-        "2>&1",
-        fault, metasemi::test::binary("metasemi-train").string(), data.string(),
-        (dir / name).string(), extra));
+    return runCommand(
+        fmt::format("METASEMI_FAULT={} timeout -s KILL 240 mpirun -np 2 -x METASEMI_FAULT {} {} "
+                    "--total-steps 40 --test-freq 100 --print-freq 1 --save-path {} {} 2>&1",
+                    fault, metasemi::test::binary("metasemi-train").string(),
+                    metasemi::test::tinyTrainFlags(data), (dir / name).string(), extra));
   }
 };
 

@@ -24,11 +24,10 @@ struct Fixture {
 
   std::string command(const fs::path& save, int steps, const std::string& extra = "") const {
     return fmt::format(
-        "mpirun -np 2 {} --dataset mnist --data-path {} --num-label 50 --seed 1 --width 0.125 "
-        "--batch-size 8 --total-steps {} --warmup 4 --milestones [30] --test-freq 2 "
-        "--print-freq 2 --mix-up --threads 1 --num-workers 1 --save-path {} {}",
-        metasemi::test::binary("metasemi-train").string(), data.string(), steps, save.string(),
-        extra);
+        "mpirun -np 2 {} {} --total-steps {} --milestones [30] --test-freq 2 --print-freq 2 "
+        "--mix-up --save-path {} {}",
+        metasemi::test::binary("metasemi-train").string(), metasemi::test::tinyTrainFlags(data),
+        steps, save.string(), extra);
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include "metasemi/io/H5File.h"
 #include "slurm/SlurmCluster.h"
+#include "support/JpegTree.h"
 #include "support/TestSupport.h"
 
 namespace fs = std::filesystem;
@@ -17,41 +18,18 @@ using metasemi::test::runCommand;
 
 namespace {
 
-// The example images of opencv-doc, downloaded once per build tree (shared with the JPEG
-// integration test, which fetches them the same way).
-fs::path openCvDocImages() {
-  const fs::path cache = fs::path(metasemi::test::harnessEnv("METASEMI_TEST_TMP")) / "opencv-doc";
-  const fs::path data = cache / "x" / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data";
-  if (!fs::exists(data / "HappyFish.jpg")) {
-    fs::create_directories(cache);
-    const auto r = runCommand(
-        "cd " + cache.string() +
-        " && flock fetch.lock sh -c 'test -f x/usr/share/doc/opencv-doc/examples/data/"
-        "HappyFish.jpg || { { apt-get download opencv-doc || { apt-get update -q && apt-get "
-        "download opencv-doc; }; } && dpkg-deb -x opencv-doc_*.deb x; }'");
-    BOOST_REQUIRE_MESSAGE(r.exitCode == 0 && fs::exists(data / "HappyFish.jpg"),
-                          "could not get opencv-doc: " << r.output);
-  }
-  return data;
-}
-
-// <root>/train/<class>/*.JPEG (5 + 5 + 3 images) and <root>/val/<class>/*.JPEG (2 per class).
+// <root>/train/<class>/*.JPEG (5 + 5 + 3 images) and <root>/val/<class>/*.JPEG (the last 2 of
+// each class again).
 void makeImagenetTree(const fs::path& root) {
-  const auto images = openCvDocImages();
-  const std::map<std::string, std::vector<std::string>> train = {
-      {"n001", {"HappyFish.jpg", "LinuxLogo.jpg", "aero1.jpg", "butterfly.jpg", "home.jpg"}},
-      {"n002", {"left01.jpg", "left02.jpg", "left03.jpg", "right01.jpg", "right02.jpg"}},
-      {"n003", {"Blender_Suzanne1.jpg", "Blender_Suzanne2.jpg", "stuff.jpg"}}};
-  for (const auto& [cls, files] : train) {
-    for (std::size_t k = 0; k < files.size(); ++k) {
-      const fs::path to = root / "train" / cls / fmt::format("{}_{}.JPEG", cls, k);
-      fs::create_directories(to.parent_path());
-      fs::copy_file(images / files[k], to);
-    }
+  const std::vector<std::string> classes = {"n001", "n002", "n003"};
+  metasemi::test::writeJpegClassTree(root / "train", classes);
+  const auto images = metasemi::test::openCvDocImages();
+  const auto& files = metasemi::test::jpegClassFiles();
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    fs::create_directories(root / "val" / classes[c]);
     for (std::size_t k = 0; k < 2; ++k) {
-      const fs::path to = root / "val" / cls / fmt::format("val_{}_{}.JPEG", cls, k);
-      fs::create_directories(to.parent_path());
-      fs::copy_file(images / files[files.size() - 1 - k], to);
+      fs::copy_file(images / files[c][files[c].size() - 1 - k],
+                    root / "val" / classes[c] / fmt::format("val_{}_{}.JPEG", classes[c], k));
     }
   }
 }

@@ -1,5 +1,7 @@
 #include "support/TinyShards.h"
 
+#include <fmt/format.h>
+
 #include <vector>
 
 #include "metasemi/core/Random.h"
@@ -50,6 +52,13 @@ void writeTinyShards(const std::filesystem::path& dir, const TinyShardsSpec& spe
   writeSplit(dir, spec, "test", spec.numTest, spec.testClasses, spec.seed + 12, nullptr);
   io::writeLabelSplit(dir,
                       io::classBalancedSplit(labels, spec.numClasses, spec.numLabels, spec.seed));
+}
+
+std::string tinyTrainFlags(const std::filesystem::path& dir) {
+  return fmt::format(
+      "--dataset mnist --data-path {} --num-label 50 --seed 1 --width 0.125 --batch-size 8 "
+      "--warmup 4 --threads 1 --num-workers 1",
+      dir.string());
 }
 
 }  // namespace metasemi::test
