@@ -62,23 +62,24 @@ int main(int argc, char** argv) {
   meta::Sgd sgd(net->parameters(), 0.9, 1e-4);
   meta::MetaStep step(net, sgd, true);
   dist::GradientBucketer gradBuckets, metaBuckets, bufferBuckets;
-  double commSeconds = 0.0, waitSeconds = 0.0;
+  // Per step: the averages of the parameter gradients, of g and the buffer broadcast; the wait.
+  double paramSeconds = 0.0, labeledSeconds = 0.0, bufferSeconds = 0.0, waitSeconds = 0.0;
   if (comm->size() > 1) {
     sgd.setGradientStorage(gradBuckets.bucketViews(net->parameters()));
     // Averages through `buckets`, timing the wait for the slower rank (load imbalance, not
     // communication) apart from the average itself.
-    auto timedAverage = [&](dist::GradientBucketer& buckets) {
-      return [&, bucketer = &buckets](std::vector<torch::Tensor>& g) {
+    auto timedAverage = [&](dist::GradientBucketer& buckets, double& total) {
+      return [&, bucketer = &buckets, sum = &total](std::vector<torch::Tensor>& g) {
         const auto tw = Clock::now();
         comm->barrier();
         const auto t0 = Clock::now();
         waitSeconds += seconds(tw, t0);
         bucketer->allreduce(*comm, g, true);
-        commSeconds += seconds(t0, Clock::now());
+        *sum += seconds(t0, Clock::now());
       };
     };
-    step.setParameterGradientHook(timedAverage(gradBuckets));
-    step.setLabeledGradientHook(timedAverage(metaBuckets));
+    step.setParameterGradientHook(timedAverage(gradBuckets, paramSeconds));
+    step.setLabeledGradientHook(timedAverage(metaBuckets, labeledSeconds));
   }
   std::vector<torch::Tensor> buffers = net->buffers();
   std::int64_t numel = 0;
@@ -95,37 +96,47 @@ int main(int argc, char** argv) {
   b.unlabeledImages = torch::randn({batch, 3, size, size});
   b.lambda = torch::rand({batch});
 
-  std::vector<double> stepTimes, commTimes, waitTimes, bareTimes;
+  std::vector<double> stepTimes, paramTimes, labeledTimes, bufferTimes, waitTimes;
+  std::vector<double> bareColdTimes, bareHotTimes;
   auto flat = torch::randn({numel});
   for (int i = 0; i < warmup + reps; ++i) {
     comm->barrier();
-    commSeconds = 0.0;
-    waitSeconds = 0.0;
+    paramSeconds = labeledSeconds = bufferSeconds = waitSeconds = 0.0;
     const auto t0 = Clock::now();
     const auto r = step.run(b, s, gen);
     r.loss.item<double>();
     if (comm->size() > 1) {
       const auto t1 = Clock::now();
       bufferBuckets.broadcast(*comm, buffers, 0);
-      commSeconds += seconds(t1, Clock::now());
+      bufferSeconds += seconds(t1, Clock::now());
     }
     const double stepTime = slowest(*comm, seconds(t0, Clock::now()));
-    const double commTime = slowest(*comm, commSeconds);
+    const double paramTime = slowest(*comm, paramSeconds);
+    const double labeledTime = slowest(*comm, labeledSeconds);
+    const double bufferTime = slowest(*comm, bufferSeconds);
     const double waitTime = slowest(*comm, waitSeconds);
-    // The same bytes as both gradient averages of the step, in bare MPI_Allreduce calls.
+    // The same bytes as each gradient average of the step, in bare MPI_Allreduce calls: the
+    // first on memory last touched a step ago (as the gradients' averages), the second on the
+    // same memory again, hot in the caches.
     comm->barrier();
-    const auto t2 = Clock::now();
+    double bareCold = 0.0, bareHot = 0.0;
     if (comm->size() > 1) {
+      const auto t2 = Clock::now();
       comm->allreduce(flat, dist::ReduceOp::kSum);
+      const auto t3 = Clock::now();
       comm->allreduce(flat, dist::ReduceOp::kSum);
+      bareHot = slowest(*comm, seconds(t3, Clock::now()));
+      bareCold = slowest(*comm, seconds(t2, t3));
       flat.mul_(0.25);
     }
-    const double bareTime = slowest(*comm, seconds(t2, Clock::now()));
     if (i >= warmup) {
       stepTimes.push_back(stepTime);
-      commTimes.push_back(commTime);
+      paramTimes.push_back(paramTime);
+      labeledTimes.push_back(labeledTime);
+      bufferTimes.push_back(bufferTime);
       waitTimes.push_back(waitTime);
-      bareTimes.push_back(bareTime);
+      bareColdTimes.push_back(bareCold);
+      bareHotTimes.push_back(bareHot);
     }
   }
   if (comm->isRoot()) {
@@ -136,13 +147,15 @@ int main(int argc, char** argv) {
     fmt::print("median step time        {:.4f} s (min {:.4f}, max {:.4f})\n", median(stepTimes),
                *std::min_element(stepTimes.begin(), stepTimes.end()),
                *std::max_element(stepTimes.begin(), stepTimes.end()));
-    fmt::print(
-        "  of which averaging    {:.2f} ms (g and the gradients, plus the buffer broadcast)\n",
-        1e3 * median(commTimes));
+    fmt::print("  of which averaging    {:.2f} ms: parameter gradients {:.2f}, g {:.2f}, "
+               "BatchNorm buffer broadcast {:.2f}\n",
+               1e3 * (median(paramTimes) + median(labeledTimes) + median(bufferTimes)),
+               1e3 * median(paramTimes), 1e3 * median(labeledTimes), 1e3 * median(bufferTimes));
     fmt::print("  waiting for a slower rank {:.2f} ms (before the averages)\n",
                1e3 * median(waitTimes));
-    fmt::print("bare MPI_Allreduce x2   {:.2f} ms ({} float32 each)\n", 1e3 * median(bareTimes),
-               numel);
+    fmt::print("bare MPI_Allreduce of {} float32: {:.2f} ms on memory untouched since the last "
+               "step, {:.2f} ms hot\n",
+               numel, 1e3 * median(bareColdTimes), 1e3 * median(bareHotTimes));
     fmt::print("images per second       {:.1f} (labeled + unlabeled, all ranks)\n",
                2.0 * batch * comm->size() / median(stepTimes));
   }
