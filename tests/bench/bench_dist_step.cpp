@@ -147,15 +147,17 @@ int main(int argc, char** argv) {
     fmt::print("median step time        {:.4f} s (min {:.4f}, max {:.4f})\n", median(stepTimes),
                *std::min_element(stepTimes.begin(), stepTimes.end()),
                *std::max_element(stepTimes.begin(), stepTimes.end()));
-    fmt::print("  of which averaging    {:.2f} ms: parameter gradients {:.2f}, g {:.2f}, "
-               "BatchNorm buffer broadcast {:.2f}\n",
-               1e3 * (median(paramTimes) + median(labeledTimes) + median(bufferTimes)),
-               1e3 * median(paramTimes), 1e3 * median(labeledTimes), 1e3 * median(bufferTimes));
+    fmt::print(
+        "  of which averaging    {:.2f} ms: parameter gradients {:.2f}, g {:.2f}, "
+        "BatchNorm buffer broadcast {:.2f}\n",
+        1e3 * (median(paramTimes) + median(labeledTimes) + median(bufferTimes)),
+        1e3 * median(paramTimes), 1e3 * median(labeledTimes), 1e3 * median(bufferTimes));
     fmt::print("  waiting for a slower rank {:.2f} ms (before the averages)\n",
                1e3 * median(waitTimes));
-    fmt::print("bare MPI_Allreduce of {} float32: {:.2f} ms on memory untouched since the last "
-               "step, {:.2f} ms hot\n",
-               numel, 1e3 * median(bareColdTimes), 1e3 * median(bareHotTimes));
+    fmt::print(
+        "bare MPI_Allreduce of {} float32: {:.2f} ms on memory untouched since the last "
+        "step, {:.2f} ms hot\n",
+        numel, 1e3 * median(bareColdTimes), 1e3 * median(bareHotTimes));
     fmt::print("images per second       {:.1f} (labeled + unlabeled, all ranks)\n",
                2.0 * batch * comm->size() / median(stepTimes));
   }

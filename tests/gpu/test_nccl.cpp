@@ -12,14 +12,7 @@ namespace md = metasemi::dist;
 
 namespace {
 
-md::Environment& environment() {
-  static int argc = 1;
-  static char name[] = "test";
-  static char* args[] = {name, nullptr};
-  static char** argv = args;
-  static md::Environment env(argc, argv);
-  return env;
-}
+using metasemi::test::environment;
 
 // A float32 tensor of `n` elements in device memory of `device`, filled from `values`.
 torch::Tensor deviceTensor(const std::vector<float>& values, int device) {

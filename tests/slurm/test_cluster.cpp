@@ -24,8 +24,7 @@ struct Cluster {
   fs::path dir;
   std::string env;
   Cluster() {
-    dir = fs::path(metasemi::test::harnessEnv("METASEMI_TEST_TMP")) / "slurm_cluster" /
-          kDeepFolder;
+    dir = fs::path(metasemi::test::harnessEnv("METASEMI_TEST_TMP")) / "slurm_cluster" / kDeepFolder;
     env = "METASEMI_SLURM_DIR=" + dir.string() + " METASEMI_SLURM_PORT=" + port() +
           " SLURM_CONF=" + (dir / "etc" / "slurm.conf").string() + " ";
     // A run killed by ctest's timeout cannot stop its cluster: stop it before starting afresh.

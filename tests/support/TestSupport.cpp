@@ -52,6 +52,8 @@ struct GlobalEnvironment {
 
 BOOST_TEST_GLOBAL_FIXTURE(GlobalEnvironment);
 
+dist::Environment& environment() { return *runtime().env; }
+
 dist::Communicator& comm() { return *runtime().comm; }
 
 bool allRanks(bool localOk) {

@@ -15,6 +15,9 @@
 
 namespace metasemi::test {
 
+/// This process's MPI environment (MPI started only under a launcher), for the whole run.
+dist::Environment& environment();
+
 /// This process's communicator (MPI under mpirun, serial otherwise).
 dist::Communicator& comm();
 

@@ -12,14 +12,7 @@ using metasemi::core::DistBackend;
 
 namespace {
 
-md::Environment& environment() {
-  static int argc = 1;
-  static char name[] = "test";
-  static char* args[] = {name, nullptr};
-  static char** argv = args;
-  static md::Environment env(argc, argv);
-  return env;
-}
+using metasemi::test::environment;
 
 std::string configErrorOf(DistBackend backend, bool gpu) {
   try {
