@@ -2,9 +2,8 @@
 # Starts a one-node Slurm cluster on this machine for tests: munged, slurmctld and slurmd on the
 # loopback interface with non-default ports, every file (configuration, keys, state, logs, pid
 # files) in one folder, no systemd. The sockets (munged's, and slurmd's spool, where slurmstepd
-# puts one per job step) live in a short folder under /tmp named after that folder, because a
-# socket path may not exceed 107 bytes and a test folder deep in a build tree easily does. Idempotent: a cluster already running from that
-# folder is left as it is.
+# puts one per job step) live in a short folder under /tmp named after that folder (sockets.sh).
+# Idempotent: a cluster already running from that folder is left as it is.
 #
 #   METASEMI_SLURM_DIR   the folder (default: /tmp/metasemi-slurm-$USER)
 #   METASEMI_SLURM_PORT  slurmctld port; slurmd uses the next one (default: 16817)
@@ -21,8 +20,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 conf=$dir/etc/slurm.conf
 export SLURM_CONF=$conf
-# Same name in stop.sh.
-sockets=/tmp/metasemi-slurm-sockets.$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
+source "$(dirname "${BASH_SOURCE[0]}")/sockets.sh"
+sockets=$(slurm_sockets_dir "$dir")
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 

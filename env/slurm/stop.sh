@@ -31,8 +31,8 @@ stop_pid() {
 stop_pid "$dir/run/slurmd.pid"
 stop_pid "$dir/run/slurmctld.pid"
 stop_pid "$dir/run/munged.pid"
-dir=$(cd "$dir" && pwd)
-rm -rf "/tmp/metasemi-slurm-sockets.$(printf '%s' "$dir" | cksum | cut -d' ' -f1)"
+source "$(dirname "${BASH_SOURCE[0]}")/sockets.sh"
+rm -rf "$(slurm_sockets_dir "$(cd "$dir" && pwd)")"
 
 if [ "${1:-}" = "--purge" ]; then
   rm -rf "$dir"
