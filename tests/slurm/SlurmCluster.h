@@ -64,7 +64,8 @@ class SlurmCluster {
   SlurmCluster(const std::string& name, const std::string& port) {
     dir_ = std::filesystem::path(harnessEnv("METASEMI_TEST_TMP")) / name;
     const char* fromEnv = std::getenv("METASEMI_SLURM_PORT");
-    const auto slurmDir = dir_ / "slurm";
+    // <dir_>/slurm, set by CMakeLists.txt, which stops the cluster there after a timeout.
+    const std::filesystem::path slurmDir = harnessEnv("METASEMI_SLURM_TEST_DIR");
     env_ = "METASEMI_SLURM_DIR=" + slurmDir.string() +
            " METASEMI_SLURM_PORT=" + (fromEnv ? fromEnv : port) +
            " SLURM_CONF=" + (slurmDir / "etc" / "slurm.conf").string() + " ";
@@ -126,8 +127,8 @@ class SlurmCluster {
 
   /// `squeue` and the controller's log tail, for failure messages.
   std::string diagnostics() const {
-    return run("squeue; scontrol show job -o | cut -c1-400; tail -n 30 " +
-               (dir_ / "slurm" / "log" / "slurmctld.log").string())
+    return run("squeue; scontrol show job -o | cut -c1-400; tail -n 30 "
+               "\"$METASEMI_SLURM_DIR/log/slurmctld.log\"")
         .output;
   }
 

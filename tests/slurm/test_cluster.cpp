@@ -1,7 +1,7 @@
 // The one-node test cluster of env/slurm/: it starts, runs a batch job whose `srun --mpi=pmix
 // -n 2` step executes the two-rank communicator test, and stops again, also when a check fails.
-// Its folder is deep on purpose: a socket path may not exceed 107 bytes, and start.sh must keep
-// munged's and slurmstepd's sockets short wherever the folder is.
+// Its folder (from CMakeLists.txt) is deep on purpose: a socket path may not exceed 107 bytes,
+// and start.sh must keep munged's and slurmstepd's sockets short wherever the folder is.
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,17 +14,13 @@ using metasemi::test::runCommand;
 
 namespace {
 
-// Same name in CMakeLists.txt (the cleanup test).
-constexpr const char* kDeepFolder =
-    "a-folder-name-long-enough-that-socket-paths-below-it-would-exceed-what-sockaddr_un-holds";
-
 // Starts the cluster in a fresh folder and stops it (and removes the folder) on destruction,
 // whatever the test's outcome.
 struct Cluster {
   fs::path dir;
   std::string env;
   Cluster() {
-    dir = fs::path(metasemi::test::harnessEnv("METASEMI_TEST_TMP")) / "slurm_cluster" / kDeepFolder;
+    dir = metasemi::test::harnessEnv("METASEMI_SLURM_TEST_DIR");  // below slurm_cluster/
     env = "METASEMI_SLURM_DIR=" + dir.string() + " METASEMI_SLURM_PORT=" + port() +
           " SLURM_CONF=" + (dir / "etc" / "slurm.conf").string() + " ";
     // A run killed by ctest's timeout cannot stop its cluster: stop it before starting afresh.
