@@ -19,7 +19,6 @@
 #include "metasemi/data/ShardSource.h"
 #include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/Checkpoint.h"
-#include "metasemi/io/Hdf5.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
 #include "metasemi/post/Eval.h"

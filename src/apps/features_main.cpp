@@ -15,7 +15,6 @@
 #include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
-#include "metasemi/io/Hdf5.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
 

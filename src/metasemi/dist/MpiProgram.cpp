@@ -49,17 +49,13 @@ int MpiProgram::run(const std::function<int()>& body) {
   try {
     return body();
   } catch (const core::ConfigError& e) {
-    if (comm_->isRoot()) std::cerr << name_ << ": " << e.what() << "\n";
-    return core::kExitConfig;
+    return comm_->isRoot() ? core::reportError(name_, e) : core::kExitConfig;
   } catch (const std::exception& e) {
-    const int code = core::exitCodeFor(e);
-    if (comm_->size() > 1) {
-      std::cerr << fmt::format("[rank {}] {}: {}\n", comm_->rank(), name_, e.what());
-      comm_->abort(code);
-    }
-    std::cerr << name_ << ": " << e.what() << "\n";
-    return code;
+    if (comm_->size() == 1) return core::reportError(name_, e);
+    std::cerr << fmt::format("[rank {}] {}: {}\n", comm_->rank(), name_, e.what());
+    comm_->abort(core::exitCodeFor(e));
   }
+  return core::kExitError;  // not reached: abort() ends the process
 }
 
 }  // namespace metasemi::dist

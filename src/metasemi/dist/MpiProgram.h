@@ -22,7 +22,6 @@ class MpiProgram {
 
   const Environment& env() const { return *env_; }
   Communicator& comm() { return *comm_; }
-  const std::string& name() const { return name_; }
 
   /// Runs `check` on every rank, where bad input may show on some ranks only (a file one rank
   /// opens, the output folder rank 0 writes). The ranks then agree: when any failed, the lowest
