@@ -28,7 +28,9 @@ const std::map<std::string, std::vector<std::string>> kTree = {
 // A class tree of 13 images named like ImageNet's (<class>/<class>_<k>.JPEG).
 fs::path makeTree(const fs::path& dir) {
   const fs::path root = dir / "train";
-  metasemi::test::writeJpegClassTree(root, {"n001_colour", "n002_grey", "n003_progressive"});
+  std::vector<std::string> classes;
+  for (const auto& entry : kTree) classes.push_back(entry.first);
+  metasemi::test::writeJpegClassTree(root, classes);
   return root;
 }
 

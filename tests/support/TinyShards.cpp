@@ -54,11 +54,11 @@ void writeTinyShards(const std::filesystem::path& dir, const TinyShardsSpec& spe
                       io::classBalancedSplit(labels, spec.numClasses, spec.numLabels, spec.seed));
 }
 
-std::string tinyTrainFlags(const std::filesystem::path& dir) {
+std::string tinyTrainFlags(const std::filesystem::path& dir, const TinyShardsSpec& spec) {
   return fmt::format(
-      "--dataset mnist --data-path {} --num-label 50 --seed 1 --width 0.125 --batch-size 8 "
+      "--dataset {} --data-path {} --num-label {} --seed {} --width 0.125 --batch-size 8 "
       "--warmup 4 --threads 1 --num-workers 1",
-      dir.string());
+      spec.dataset, dir.string(), spec.numLabels, spec.seed);
 }
 
 }  // namespace metasemi::test

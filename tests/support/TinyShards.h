@@ -22,9 +22,9 @@ struct TinyShardsSpec {
 /// "test" and the label split for (numLabels, seed).
 void writeTinyShards(const std::filesystem::path& dir, const TinyShardsSpec& spec = {});
 
-/// The metasemi-train flags of a tiny run on the default set in `dir`: ConvLarge at width 0.125,
-/// 8 + 8 images per rank and step, one LibTorch thread and one loader worker per rank. The
-/// caller adds the step counts, frequencies and --save-path.
-std::string tinyTrainFlags(const std::filesystem::path& dir);
+/// The metasemi-train flags of a tiny run on the set `spec` wrote into `dir` (its dataset and
+/// label split): ConvLarge at width 0.125, 8 + 8 images per rank and step, one LibTorch thread
+/// and one loader worker per rank. The caller adds the step counts, frequencies and --save-path.
+std::string tinyTrainFlags(const std::filesystem::path& dir, const TinyShardsSpec& spec = {});
 
 }  // namespace metasemi::test
