@@ -11,18 +11,21 @@
 
 #include <unistd.h>
 
-#include "metasemi/core/CommandLine.h"
+#include "metasemi/app/CommandLine.h"
+#include "metasemi/app/MpiProgram.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
-#include "metasemi/core/TrainOptions.h"
 #include "metasemi/data/Loader.h"
 #include "metasemi/data/ShardSource.h"
-#include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/Checkpoint.h"
+#include "metasemi/io/RunDir.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
 #include "metasemi/post/Eval.h"
 #include "metasemi/post/Report.h"
+#include "metasemi/train/ConfigText.h"
+#include "metasemi/train/Evaluator.h"
+#include "metasemi/train/Recipe.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -41,12 +44,10 @@ struct Options {
 
 // Everything the pass needs, prepared identically on every rank before any collective.
 struct Prepared {
-  core::TrainConfig config;
+  train::TrainConfig config;
   io::CheckpointState checkpoint;
-  std::shared_ptr<data::ShardSource> source;
-  data::AugmentConfig augment;
+  train::EvaluationSplit data;
   std::shared_ptr<models::Network> net;
-  std::string split;
 };
 
 // The network's first convolution and last layer, looked up in the checkpoint: the input
@@ -73,17 +74,10 @@ std::pair<std::int64_t, std::int64_t> checkpointChannelsAndClasses(const io::Nam
 
 void requireWritable(const std::string& output) {
   const fs::path out(output);
-  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  MS_REQUIRE(fs::is_directory(dir), core::IoError, "--output {}: no folder '{}'", output,
-             dir.string());
   MS_REQUIRE(!fs::is_directory(out), core::IoError, "--output {}: is a folder, expected a file",
              output);
-  const fs::path probe = dir / fmt::format(".{}.probe.{}", out.filename().string(), ::getpid());
-  { std::ofstream(probe) << "x"; }
-  const bool ok = fs::exists(probe);
-  std::error_code ec;
-  fs::remove(probe, ec);
-  MS_REQUIRE(ok, core::IoError, "--output {}: folder '{}' is not writable", output, dir.string());
+  io::requireWritableFolder(out.parent_path().empty() ? fs::path(".") : out.parent_path(),
+                            "--output " + output, false);
 }
 
 Prepared prepare(const Options& o, bool root) {
@@ -100,38 +94,23 @@ Prepared prepare(const Options& o, bool root) {
 
   Prepared p;
   p.checkpoint = io::readCheckpoint(o.checkpoint);
-  p.config = core::parseConfigText(p.checkpoint.config, "checkpoint '" + o.checkpoint + "' config");
-  const core::TrainConfig& c = p.config;
-  // The splits the trainer used: it evaluated on p.split and normalised with the training
-  // split's statistics.
-  p.split = !o.split.empty() ? o.split : c.isImagenet() ? "val" : "test";
-  const std::string trainSplit = c.isImagenet() ? "train_labeled" : "train";
-  MS_REQUIRE(fs::is_directory(o.dataPath), core::IoError,
-             "--data-path {}: no such folder (make shards with metasemi-prep)", o.dataPath);
-  p.source = std::make_shared<data::ShardSource>(io::ShardSet::open(o.dataPath, p.split));
-  const io::ShardSetInfo& info = p.source->info();
-  const io::ShardSetInfo trainInfo =
-      p.split == trainSplit ? info : io::ShardSet::open(o.dataPath, trainSplit).info();
+  p.config =
+      train::parseConfigText(p.checkpoint.config, "checkpoint '" + o.checkpoint + "' config");
+  const train::TrainConfig& c = p.config;
+  // The split the trainer evaluated, normalised with the training split's statistics.
+  p.data = train::openEvaluationSplit(c, o.dataPath, o.split);
+  const io::ShardSetInfo& info = p.data.source->info();
   MS_REQUIRE(info.dataset == c.dataset, core::IoError,
              "checkpoint {} was trained on dataset '{}' but split '{}' of {} holds '{}'",
-             o.checkpoint, c.dataset, p.split, o.dataPath, info.dataset);
-  p.augment = data::evalAugment(p.source->isEncoded(), data::shardNormalization(trainInfo),
-                                c.imsize, c.imcrop);
-
-  models::NetworkSpec spec;
-  spec.architecture = c.architecture;
-  spec.inputChannels = info.decodedChannels;
-  spec.numClasses = info.numClasses;
-  spec.widthFactor = c.widthFactor;
-  spec.dropout = c.dropout;
-  p.net = models::makeNetwork(spec);
+             o.checkpoint, c.dataset, p.data.split, o.dataPath, info.dataset);
+  p.net = models::makeNetwork(train::networkSpecOf(c, info.decodedChannels, info.numClasses));
   const auto [channels, classes] = checkpointChannelsAndClasses(p.checkpoint.model, *p.net);
   MS_REQUIRE(classes < 0 || classes == info.numClasses, core::IoError,
              "checkpoint {} has {} classes but split '{}' of {} has {}", o.checkpoint, classes,
-             p.split, o.dataPath, info.numClasses);
+             p.data.split, o.dataPath, info.numClasses);
   MS_REQUIRE(channels < 0 || channels == info.decodedChannels, core::IoError,
              "checkpoint {} takes images of {} channels but split '{}' of {} has {}", o.checkpoint,
-             channels, p.split, o.dataPath, info.decodedChannels);
+             channels, p.data.split, o.dataPath, info.decodedChannels);
   io::restoreNamed(p.checkpoint.model, models::stateDict(*p.net), o.checkpoint, "model");
   p.net->eval();
   // The trainer evaluates in channels-last; the same layout keeps the arithmetic identical.
@@ -139,38 +118,18 @@ Prepared prepare(const Options& o, bool root) {
   return p;
 }
 
-// This rank's share of the split, counted.
-post::EvalCounts countPredictions(Prepared& p, const Options& o, const dist::Communicator& comm) {
-  torch::NoGradGuard noGrad;
-  post::EvalCounts counts(p.net->numClasses(), o.topK);
-  const std::int64_t k = std::min<std::int64_t>(o.topK, p.net->numClasses());
-  data::EvalIterator it(p.source, p.augment, o.batch, comm.rank(), comm.size(), {2, 4});
-  while (auto batch = it.next()) {
-    const torch::Tensor x = batch->images.contiguous(torch::MemoryFormat::ChannelsLast);
-    // topk as the trainer's evaluation, so that ties resolve the same way.
-    const torch::Tensor top = std::get<1>(p.net->forward(x).topk(k, 1)).contiguous();
-    const torch::Tensor labels = batch->labels.contiguous();
-    const auto* t = top.data_ptr<std::int64_t>();
-    const auto* y = labels.data_ptr<std::int64_t>();
-    for (std::int64_t i = 0; i < labels.size(0); ++i) {
-      const auto* row = t + i * k;
-      counts.add(y[i], row[0], std::find(row, row + k, y[i]) != row + k);
-    }
-  }
-  return counts;
-}
-
-int run(Prepared& p, const Options& o, dist::Communicator& comm) {
+int run(Prepared& p, const Options& o, comm::Communicator& comm) {
   core::rootLog().info("{}: step {}, {} {}; split '{}' of {}: {} images on {} ranks", o.checkpoint,
-                       p.checkpoint.step, p.config.architecture, p.config.dataset, p.split,
-                       o.dataPath, p.source->size(), comm.size());
-  post::EvalCounts counts = countPredictions(p, o, comm);
-  comm.allreduceSum(counts.raw().data(), counts.raw().size());
+                       p.checkpoint.step, p.config.architecture, p.config.dataset, p.data.split,
+                       o.dataPath, p.data.source->size(), comm.size());
+  const train::Evaluator evaluator(p.data.source, p.data.augment, torch::kCPU,
+                                   {o.batch, o.topK, {2, 4}, true});
+  const post::EvalCounts counts = evaluator.run(*p.net, comm);
   if (comm.isRoot()) {
-    post::EvalReport r = post::makeEvalReport(counts, p.source->info().classNames);
+    post::EvalReport r = post::makeEvalReport(counts, p.data.source->info().classNames);
     r.checkpoint = o.checkpoint;
     r.dataPath = o.dataPath;
-    r.split = p.split;
+    r.split = p.data.split;
     r.architecture = p.config.architecture;
     r.dataset = p.config.dataset;
     r.step = p.checkpoint.step;
@@ -186,8 +145,8 @@ int run(Prepared& p, const Options& o, dist::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  dist::MpiProgram program(kProgram, argc, argv);
-  dist::Communicator& comm = program.comm();
+  app::MpiProgram program(kProgram, argc, argv);
+  comm::Communicator& comm = program.comm();
   Options o;
   po::options_description desc(
       "Usage: metasemi-eval --checkpoint FILE.h5 --data-path DIR [options]\n"
@@ -209,10 +168,9 @@ int main(int argc, char** argv) {
   Prepared prepared;
   const int checked = program.agree([&] {
     po::variables_map vm;
-    help = !core::parseCommandLine(argc, argv, desc, vm, comm.isRoot());
+    help = !app::parseCommandLine(argc, argv, desc, vm, comm.isRoot());
     if (help) return;
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(o.threads > 0 ? o.threads : std::max(1, cores / comm.localSize()));
+    at::set_num_threads(train::threadsPerRank(o.threads, comm.localSize()));
     prepared = prepare(o, comm.isRoot());
   });
   if (checked != core::kExitOk || help) return checked;

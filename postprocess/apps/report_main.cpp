@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "metasemi/core/CommandLine.h"
+#include "metasemi/app/CommandLine.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/post/Plot.h"
 #include "metasemi/post/Report.h"
@@ -57,7 +57,7 @@ int reportMain(int argc, char** argv) {
   po::positional_options_description pos;
   pos.add("run-dir", -1);
   po::variables_map vm;
-  if (!core::parseCommandLine(argc, argv, opts, vm, true, &hidden, &pos)) return core::kExitOk;
+  if (!app::parseCommandLine(argc, argv, opts, vm, true, &hidden, &pos)) return core::kExitOk;
   MS_REQUIRE(!dirs.empty(), core::ConfigError, "no run directory given (see --help)");
   MS_REQUIRE(lastK >= 1, core::ConfigError, "--last-k: expected a count >= 1, got {}", lastK);
   post::ReportOptions options;
@@ -120,5 +120,5 @@ int reportMain(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return core::runProgram("metasemi-report", [&] { return reportMain(argc, argv); });
+  return app::runProgram("metasemi-report", [&] { return reportMain(argc, argv); });
 }

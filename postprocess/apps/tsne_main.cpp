@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "metasemi/core/CommandLine.h"
+#include "metasemi/app/CommandLine.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Random.h"
 #include "metasemi/io/H5File.h"
@@ -110,7 +110,7 @@ int tsneMain(int argc, char** argv) {
       "width", po::value(&width)->default_value(2400), "figure width (PNG pixels, PDF points)")(
       "height", po::value(&height)->default_value(680), "figure height");
   po::variables_map vm;
-  if (!core::parseCommandLine(argc, argv, opts, vm)) return core::kExitOk;
+  if (!app::parseCommandLine(argc, argv, opts, vm)) return core::kExitOk;
   MS_REQUIRE(vm.count("features") + vm.count("embedding") == 1, core::ConfigError,
              "give exactly one of --features and --embedding (see --help)");
   MS_REQUIRE(vm.count("save-path"), core::ConfigError, "--save-path is required (see --help)");
@@ -207,5 +207,5 @@ int tsneMain(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return core::runProgram("metasemi-tsne", [&] { return tsneMain(argc, argv); });
+  return app::runProgram("metasemi-tsne", [&] { return tsneMain(argc, argv); });
 }

@@ -66,7 +66,7 @@ std::vector<std::string> splitLines(const std::string& s) {
 }
 
 // Collective: rank `root`'s string on every rank.
-void broadcastString(dist::Communicator& comm, std::string& s, int root) {
+void broadcastString(comm::Communicator& comm, std::string& s, int root) {
   std::int64_t size = static_cast<std::int64_t>(s.size());
   comm.broadcast(&size, sizeof size, root);
   s.resize(static_cast<std::size_t>(size));
@@ -346,7 +346,7 @@ void finalise(const Options& o, const Plan& plan, io::ShardSetInfo header, const
 
 }  // namespace
 
-int runJpegShards(const std::vector<std::string>& args, dist::Communicator& comm) {
+int runJpegShards(const std::vector<std::string>& args, comm::Communicator& comm) {
   bool help = false;
   const Options o = parseOptions(args, help);
   if (help) return 0;

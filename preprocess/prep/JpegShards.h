@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/comm/Communicator.h"
 
 namespace metasemi::prep {
 
 /// `metasemi-prep jpeg-shards` with its arguments (after the subcommand). Collective: every
 /// rank of `comm` must call it. Returns the exit code (the same on every rank).
-int runJpegShards(const std::vector<std::string>& args, dist::Communicator& comm);
+int runJpegShards(const std::vector<std::string>& args, comm::Communicator& comm);
 
 }  // namespace metasemi::prep

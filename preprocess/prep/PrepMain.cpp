@@ -6,9 +6,9 @@
 #include <iostream>
 #include <map>
 
+#include "metasemi/app/MpiProgram.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
-#include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/ShardSplit.h"
 #include "prep/Convert.h"
 #include "prep/ImagenetSplit.h"
@@ -265,7 +265,7 @@ int runInfo(const std::vector<std::string>& args, bool verify) {
 }
 
 int dispatch(const std::string& sub, const std::vector<std::string>& args,
-             dist::Communicator& comm) {
+             comm::Communicator& comm) {
   if (sub == "jpeg-shards") return runJpegShards(args, comm);
   MS_REQUIRE(comm.size() == 1, ConfigError,
              "{} runs in one process; only jpeg-shards runs on several MPI ranks", sub);
@@ -290,8 +290,8 @@ std::string logLevelOf(const std::vector<std::string>& args) {
 }  // namespace
 
 int prepMain(int argc, char** argv) {
-  dist::MpiProgram program("metasemi-prep", argc, argv);
-  dist::Communicator& comm = program.comm();
+  app::MpiProgram program("metasemi-prep", argc, argv);
+  comm::Communicator& comm = program.comm();
   return program.run([&]() -> int {
     MS_REQUIRE(argc >= 2, ConfigError, "no subcommand (run metasemi-prep --help)");
     const std::string sub = argv[1];

@@ -6,17 +6,18 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "metasemi/core/CommandLine.h"
+#include "metasemi/app/CommandLine.h"
+#include "metasemi/app/MpiProgram.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/core/Random.h"
-#include "metasemi/core/TrainOptions.h"
 #include "metasemi/data/ShardSource.h"
-#include "metasemi/dist/MpiProgram.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
+#include "metasemi/train/ConfigText.h"
+#include "metasemi/train/Recipe.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -46,7 +47,7 @@ std::vector<std::int64_t> sample(std::vector<std::int64_t> v, std::int64_t k, co
 std::vector<float> extract(models::Network& net, const data::ShardSource& source,
                            const data::AugmentConfig& augment,
                            const std::vector<std::int64_t>& indices, std::int64_t dim, int batch,
-                           dist::Communicator& comm) {
+                           comm::Communicator& comm) {
   std::vector<float> out(indices.size() * static_cast<std::size_t>(dim), 0.0f);
   torch::NoGradGuard noGrad;
   const auto n = static_cast<std::int64_t>(indices.size());
@@ -63,11 +64,11 @@ std::vector<float> extract(models::Network& net, const data::ShardSource& source
   return out;
 }
 
-int run(const Options& o, dist::Communicator& comm) {
+int run(const Options& o, comm::Communicator& comm) {
   at::set_num_threads(o.threads > 0 ? o.threads : 1);
   const io::CheckpointState ckpt = io::readCheckpoint(o.checkpoint);
-  const core::TrainConfig c =
-      core::parseConfigText(ckpt.config, "checkpoint '" + o.checkpoint + "' config");
+  const train::TrainConfig c =
+      train::parseConfigText(ckpt.config, "checkpoint '" + o.checkpoint + "' config");
   const std::string dataPath = o.dataPath.empty() ? c.dataPath : o.dataPath;
   const std::string split =
       o.labelSplit.empty() ? io::labelSplitName(c.numLabel, c.seed) : o.labelSplit;
@@ -78,12 +79,8 @@ int run(const Options& o, dist::Communicator& comm) {
   spec.resize = c.imsize;
   const data::RunData run(spec);
 
-  models::NetworkSpec ns;
-  ns.architecture = c.architecture;
-  ns.inputChannels = run.trainInfo().decodedChannels;
-  ns.numClasses = run.trainInfo().numClasses;
-  ns.widthFactor = c.widthFactor;
-  ns.dropout = c.dropout;
+  const models::NetworkSpec ns =
+      train::networkSpecOf(c, run.trainInfo().decodedChannels, run.trainInfo().numClasses);
   auto net = models::makeNetwork(ns);
   io::restoreNamed(ckpt.model, models::stateDict(*net), o.checkpoint, "model");
   net->eval();
@@ -145,8 +142,8 @@ int run(const Options& o, dist::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  dist::MpiProgram program("metasemi-features", argc, argv);
-  dist::Communicator& comm = program.comm();
+  app::MpiProgram program("metasemi-features", argc, argv);
+  comm::Communicator& comm = program.comm();
   Options o;
   po::options_description desc(
       "Usage: metasemi-features --checkpoint FILE.h5 --output FEATURES.h5 [options]\n"
@@ -165,7 +162,7 @@ int main(int argc, char** argv) {
       "threads", po::value(&o.threads)->default_value(0), "LibTorch threads per rank (0 = 1)");
   return program.run([&]() -> int {
     po::variables_map vm;
-    if (!core::parseCommandLine(argc, argv, desc, vm, comm.isRoot())) return core::kExitOk;
+    if (!app::parseCommandLine(argc, argv, desc, vm, comm.isRoot())) return core::kExitOk;
     MS_REQUIRE(!o.checkpoint.empty(), core::ConfigError, "--checkpoint is required");
     MS_REQUIRE(!o.output.empty(), core::ConfigError, "--output is required");
     MS_REQUIRE(o.batch > 0, core::ConfigError, "--batch must be positive, got {}", o.batch);

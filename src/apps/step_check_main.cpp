@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/Hdf5.h"
 #include "metasemi/io/TensorIo.h"
@@ -18,6 +19,7 @@
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
+#include "metasemi/train/Recipe.h"
 
 namespace {
 
@@ -96,9 +98,16 @@ Options parse(int argc, char** argv, bool& help) {
   return o;
 }
 
-meta::StepKind kindOf(const Options& o) {
-  if (o.method == "meta") return o.mixUp ? meta::StepKind::kMetaMixUp : meta::StepKind::kMeta;
-  return o.mixUp ? meta::StepKind::kMixUpOnly : meta::StepKind::kLabeledOnly;
+// The run settings these options stand for, so that the step kind and the network are the
+// trainer's (train::Recipe) and not decided again here.
+train::TrainConfig runConfigOf(const Options& o) {
+  train::TrainConfig c;
+  c.method = o.method == "meta" ? train::Method::kMeta : train::Method::kBaseline;
+  c.mixUp = o.mixUp;
+  c.architecture = o.arch;
+  c.widthFactor = o.widthFactor;
+  c.dropout = o.dropout;
+  return c;
 }
 
 torch::Tensor readChecked(const io::H5File& f, const std::string& name, torch::ScalarType type,
@@ -117,7 +126,8 @@ void writeScalar(io::H5File& f, const std::string& name, const torch::Tensor& t)
 int run(const Options& o) {
   if (o.threads > 0) torch::set_num_threads(static_cast<int>(o.threads));
   const auto dtype = o.dtype == "float64" ? torch::kDouble : torch::kFloat;
-  const auto kind = kindOf(o);
+  const train::TrainConfig runConfig = runConfigOf(o);
+  const auto kind = train::stepKindOf(runConfig);
   const bool usesUnlabeled = kind != meta::StepKind::kLabeledOnly;
 
   meta::StepBatch batch;
@@ -146,17 +156,13 @@ int run(const Options& o) {
     }
   }
 
-  models::NetworkSpec spec;
-  spec.architecture = o.arch;
-  spec.inputChannels = batch.labeledImages.size(1);
-  spec.numClasses = o.numClasses;
-  spec.widthFactor = o.widthFactor;
-  spec.dropout = o.dropout;
-  auto net = models::makeNetwork(spec);
+  auto net = models::makeNetwork(
+      train::networkSpecOf(runConfig, batch.labeledImages.size(1), o.numClasses));
   net->to(dtype);
   {
     io::H5File f(o.checkpoint, io::H5File::Mode::kRead);
-    models::loadStateDict(*net, f, o.modelGroup);
+    io::restoreNamed(io::readNamedTensors(f, o.modelGroup), models::stateDict(*net), f.path(),
+                     "model");
   }
   if (o.channelsLast) models::toChannelsLast(*net);
 
@@ -169,7 +175,7 @@ int run(const Options& o) {
   meta::StepSettings settings;
   settings.kind = kind;
   settings.metaGrad =
-      o.metaGrad == "exact" ? core::MetaGrad::kExact : core::MetaGrad::kFiniteDifference;
+      o.metaGrad == "exact" ? meta::MetaGrad::kExact : meta::MetaGrad::kFiniteDifference;
   settings.lr = o.lr;
   settings.epsilon = o.epsilon;
   settings.weight = o.weight;
@@ -199,7 +205,7 @@ int run(const Options& o) {
         io::writeTensor(f, "labeled_grads/" + names[i].key(), labeledGrad[i]);
       }
     }
-    models::saveStateDict(*net, f, "model");
+    io::writeNamedTensors(f, "model", models::stateDict(*net));
     f.setAttr("/", "method", o.method);
     f.setAttr("/", "mix_up", static_cast<std::int64_t>(o.mixUp));
     f.setAttr("/", "meta_grad", o.metaGrad);

@@ -1,4 +1,4 @@
 // metasemi-train: the MetaSemi trainer (see `metasemi-train --help`).
-#include "metasemi/train/TrainMain.h"
+#include "metasemi/app/TrainMain.h"
 
-int main(int argc, char** argv) { return metasemi::train::trainMain(argc, argv); }
+int main(int argc, char** argv) { return metasemi::app::trainMain(argc, argv); }

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "metasemi/comm/Communicator.h"
+#include "metasemi/comm/GradientBucketer.h"
 #include "metasemi/core/Error.h"
-#include "metasemi/dist/Communicator.h"
-#include "metasemi/dist/GradientBucketer.h"
 
-namespace md = metasemi::dist;
+namespace md = metasemi::comm;
 
 namespace {
 

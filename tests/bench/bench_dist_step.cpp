@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "BenchSupport.h"
-#include "metasemi/core/CommandLine.h"
-#include "metasemi/dist/Communicator.h"
-#include "metasemi/dist/GradientBucketer.h"
+#include "metasemi/app/CommandLine.h"
+#include "metasemi/comm/Communicator.h"
+#include "metasemi/comm/GradientBucketer.h"
 #include "metasemi/meta/MetaStep.h"
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/Network.h"
@@ -29,7 +29,7 @@ using bench::median;
 using bench::seconds;
 
 // The slowest rank's value: a step is as slow as its slowest rank.
-double slowest(dist::Communicator& comm, double v) {
+double slowest(comm::Communicator& comm, double v) {
   std::vector<double> all(static_cast<std::size_t>(comm.size()), 0.0);
   all[static_cast<std::size_t>(comm.rank())] = v;
   comm.allreduceSum(all.data(), all.size());
@@ -39,9 +39,9 @@ double slowest(dist::Communicator& comm, double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  core::keepLargeAllocationsInHeap();
-  dist::Environment env(argc, argv);
-  auto comm = dist::makeHostCommunicator(env);
+  app::keepLargeAllocationsInHeap();
+  comm::Environment env(argc, argv);
+  auto comm = comm::makeHostCommunicator(env);
   auto a = bench::parseFlags(argc, argv, "metasemi-bench-dist-step",
                              {{"width", "1.0"},
                               {"batch", "32"},
@@ -58,17 +58,17 @@ int main(int argc, char** argv) {
   spec.widthFactor = std::stod(a["width"]);
   auto net = models::makeNetwork(spec);
   models::toChannelsLast(*net);
-  dist::broadcastModule(*comm, *net);
+  comm::broadcastModule(*comm, *net);
   meta::Sgd sgd(net->parameters(), 0.9, 1e-4);
   meta::MetaStep step(net, sgd, true);
-  dist::GradientBucketer gradBuckets, metaBuckets, bufferBuckets;
+  comm::GradientBucketer gradBuckets, metaBuckets, bufferBuckets;
   // Per step: the averages of the parameter gradients, of g and the buffer broadcast; the wait.
   double paramSeconds = 0.0, labeledSeconds = 0.0, bufferSeconds = 0.0, waitSeconds = 0.0;
   if (comm->size() > 1) {
     sgd.setGradientStorage(gradBuckets.bucketViews(net->parameters()));
     // Averages through `buckets`, timing the wait for the slower rank (load imbalance, not
     // communication) apart from the average itself.
-    auto timedAverage = [&](dist::GradientBucketer& buckets, double& total) {
+    auto timedAverage = [&](comm::GradientBucketer& buckets, double& total) {
       return [&, bucketer = &buckets, sum = &total](std::vector<torch::Tensor>& g) {
         const auto tw = Clock::now();
         comm->barrier();
@@ -122,9 +122,9 @@ int main(int argc, char** argv) {
     double bareCold = 0.0, bareHot = 0.0;
     if (comm->size() > 1) {
       const auto t2 = Clock::now();
-      comm->allreduce(flat, dist::ReduceOp::kSum);
+      comm->allreduce(flat, comm::ReduceOp::kSum);
       const auto t3 = Clock::now();
-      comm->allreduce(flat, dist::ReduceOp::kSum);
+      comm->allreduce(flat, comm::ReduceOp::kSum);
       bareHot = slowest(*comm, seconds(t3, Clock::now()));
       bareCold = slowest(*comm, seconds(t2, t3));
       flat.mul_(0.25);

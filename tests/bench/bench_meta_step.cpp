@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "BenchSupport.h"
-#include "metasemi/core/CommandLine.h"
+#include "metasemi/app/CommandLine.h"
 #include "metasemi/meta/MetaStep.h"
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/Network.h"
@@ -64,7 +64,7 @@ double convRate(bool channelsLast) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  core::keepLargeAllocationsInHeap();
+  app::keepLargeAllocationsInHeap();
   auto a = bench::parseFlags(argc, argv, "metasemi-bench-meta-step",
                              {{"width", "1.0"},
                               {"batch", "128"},

@@ -5,10 +5,10 @@
 
 #include <vector>
 
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/comm/Communicator.h"
 #include "support/TestSupport.h"
 
-namespace md = metasemi::dist;
+namespace md = metasemi::comm;
 
 namespace {
 
@@ -37,7 +37,7 @@ std::vector<float> hostValues(const torch::Tensor& t) {
 
 BOOST_AUTO_TEST_CASE(nccl_allreduce_and_broadcast_on_the_gpu) {
   BOOST_TEST_REQUIRE(md::visibleGpuCount() > 0, "no CUDA device visible");
-  auto comm = md::makeCommunicator(environment(), metasemi::core::DistBackend::kNccl, true);
+  auto comm = md::makeCommunicator(environment(), metasemi::comm::Backend::kNccl, true);
   BOOST_TEST(comm->name() == "nccl");
   const int device = comm->localRank() % md::visibleGpuCount();
   const float r = static_cast<float>(comm->rank());

@@ -8,11 +8,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "metasemi/core/TrainConfig.h"
-#include "metasemi/core/TrainOptions.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
+#include "metasemi/train/ConfigText.h"
+#include "metasemi/train/TrainConfig.h"
 #include "support/TestSupport.h"
 #include "support/TinyShards.h"
 
@@ -37,7 +37,7 @@ int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), 
 // order numClasses-1, numClasses-2, ...
 void writeFixedCheckpoint(const fs::path& file, const fs::path& data, std::int64_t channels,
                           std::int64_t classes, const std::string& runState) {
-  core::TrainConfig c;
+  train::TrainConfig c;
   c.dataset = "mnist";
   c.dataPath = data.string();
   c.widthFactor = 0.125;
@@ -54,7 +54,7 @@ void writeFixedCheckpoint(const fs::path& file, const fs::path& data, std::int64
   io::CheckpointState s;
   s.step = 7;
   s.model = models::stateDict(*net);
-  s.config = core::formatConfig(c);
+  s.config = train::formatConfig(c);
   s.dataJson = runState;
   io::writeCheckpoint(file.string(), s);
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/TensorIo.h"
 #include "metasemi/meta/MetaStep.h"
@@ -46,7 +47,7 @@ Files writeInputs(const std::string& name) {
     net->forward(torch::randn({8, 3, 32, 32}));
   }
   io::H5File ck(f.checkpoint.string(), io::H5File::Mode::kCreate);
-  models::saveStateDict(*net, ck, "model");
+  io::writeNamedTensors(ck, "model", models::stateDict(*net));
   f.data.labeledImages = torch::randn({6, 3, 32, 32});
   f.data.labels = torch::randint(10, {6}, torch::kLong);
   f.data.unlabeledImages = torch::randn({6, 3, 32, 32});
@@ -83,7 +84,8 @@ BOOST_AUTO_TEST_CASE(step_check_matches_the_in_process_step) {
   auto net = models::makeNetwork(tinySpec());
   {
     io::H5File ck(f.checkpoint.string(), io::H5File::Mode::kRead);
-    models::loadStateDict(*net, ck, "model");
+    io::restoreNamed(io::readNamedTensors(ck, "model"), models::stateDict(*net), ck.path(),
+                     "model");
   }
   models::toChannelsLast(*net);
   meta::Sgd sgd(net->parameters(), 0.9, 1e-4);
@@ -117,7 +119,7 @@ BOOST_AUTO_TEST_CASE(step_check_matches_the_in_process_step) {
   }
   // The updated state dict, BN statistics included, loads strictly into a fresh model.
   auto after = models::makeNetwork(tinySpec());
-  models::loadStateDict(*after, o, "model");
+  io::restoreNamed(io::readNamedTensors(o, "model"), models::stateDict(*after), o.path(), "model");
   const auto want = models::stateDict(*net);
   const auto got = models::stateDict(*after);
   for (std::size_t i = 0; i < want.size(); ++i) {

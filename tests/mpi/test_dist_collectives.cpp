@@ -5,12 +5,12 @@
 #include <cstring>
 #include <vector>
 
+#include "metasemi/comm/GradientBucketer.h"
 #include "metasemi/core/Error.h"
-#include "metasemi/dist/GradientBucketer.h"
 #include "support/TestSupport.h"
 
-using metasemi::dist::GradientBucketer;
-using metasemi::dist::ReduceOp;
+using metasemi::comm::GradientBucketer;
+using metasemi::comm::ReduceOp;
 using metasemi::test::allRanks;
 using metasemi::test::comm;
 using metasemi::test::sameOnAllRanks;
@@ -170,7 +170,7 @@ BOOST_AUTO_TEST_CASE(broadcast_module_parameters_and_buffers) {
   torch::manual_seed(42);
   torch::nn::Sequential ref(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).bias(false)),
                             torch::nn::BatchNorm2d(8), torch::nn::Linear(8, 4));
-  metasemi::dist::broadcastModule(comm(), *net);
+  metasemi::comm::broadcastModule(comm(), *net);
   bool ok = true;
   for (const auto& p : ref->named_parameters()) {
     ok = ok && bitEqual(net->named_parameters()[p.key()], p.value());

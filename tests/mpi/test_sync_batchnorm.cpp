@@ -4,7 +4,7 @@
 // finite differences of the global loss.
 #include <ATen/ATen.h>
 
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/comm/Communicator.h"
 #include "metasemi/models/SyncBatchNorm.h"
 #include "support/TestSupport.h"
 
@@ -17,7 +17,7 @@ constexpr std::int64_t kPerRank = 3, kChannels = 4, kHeight = 5, kWidth = 3;
 
 std::shared_ptr<const models::SumAcrossRanks> rankSum() {
   return std::make_shared<const models::SumAcrossRanks>(
-      [](torch::Tensor& t) { comm().allreduce(t, metasemi::dist::ReduceOp::kSum); });
+      [](torch::Tensor& t) { comm().allreduce(t, metasemi::comm::ReduceOp::kSum); });
 }
 
 // The whole batch, the same on every rank (a fixed generator), and this rank's rows of it.
@@ -69,8 +69,8 @@ void checkAgainstWholeBatch(bool channelsLast) {
   (y * rows(b.upstream)).sum().backward();
   // Parameter gradients are per rank; their sum is the whole batch's.
   auto gw = w.grad().clone(), gb = bias.grad().clone();
-  comm().allreduce(gw, metasemi::dist::ReduceOp::kSum);
-  comm().allreduce(gb, metasemi::dist::ReduceOp::kSum);
+  comm().allreduce(gw, metasemi::comm::ReduceOp::kSum);
+  comm().allreduce(gb, metasemi::comm::ReduceOp::kSum);
 
   bool ok = close(y, rows(yRef));
   ok &= close(x.grad(), rows(xRef.grad()));

@@ -1,8 +1,8 @@
 // The trainer on two ranks, in process: after every step both ranks hold bit-identical
 // parameters and buffers, for the MetaSemi step and the baselines; with synchronised BatchNorm
 // and no dropout, two ranks at batch b follow one rank at batch 2b.
-#include "metasemi/core/TrainConfig.h"
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/comm/Communicator.h"
+#include "metasemi/train/TrainConfig.h"
 #include "metasemi/train/Trainer.h"
 #include "support/TestSupport.h"
 #include "support/TinyShards.h"
@@ -11,9 +11,9 @@ using metasemi::test::comm;
 
 namespace {
 
-metasemi::core::TrainConfig tinyConfig(const std::filesystem::path& data,
-                                       const std::filesystem::path& save) {
-  metasemi::core::TrainConfig c;
+metasemi::train::TrainConfig tinyConfig(const std::filesystem::path& data,
+                                        const std::filesystem::path& save) {
+  metasemi::train::TrainConfig c;
   c.dataset = "mnist";
   c.dataPath = data.string();
   c.numLabel = 50;
@@ -32,7 +32,7 @@ metasemi::core::TrainConfig tinyConfig(const std::filesystem::path& data,
 }
 
 // Hash of every parameter and buffer after each step, compared across ranks.
-void checkRanksAgree(metasemi::core::TrainConfig c, const std::string& name) {
+void checkRanksAgree(metasemi::train::TrainConfig c, const std::string& name) {
   c.savePath += "-" + name;
   std::vector<std::int64_t> stepsSeen;
   bool allSame = true;
@@ -55,8 +55,8 @@ void checkRanksAgree(metasemi::core::TrainConfig c, const std::string& name) {
 }
 
 // The parameters and buffers after the last step of `c` on `comm`.
-std::vector<torch::Tensor> finalState(const metasemi::core::TrainConfig& c,
-                                      metasemi::dist::Communicator& comm) {
+std::vector<torch::Tensor> finalState(const metasemi::train::TrainConfig& c,
+                                      metasemi::comm::Communicator& comm) {
   std::vector<torch::Tensor> state;
   metasemi::train::TrainObserver observer;
   observer.afterStep = [&](std::int64_t stepsDone, const metasemi::models::Network& net) {
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(every_step_leaves_identical_state_on_all_ranks) {
   checkRanksAgree(c, "meta-mixup");
   c.mixUp = false;
   checkRanksAgree(c, "meta");
-  c.method = metasemi::core::Method::kBaseline;
+  c.method = metasemi::train::Method::kBaseline;
   checkRanksAgree(c, "labeled-only");
   c.mixUp = true;
   checkRanksAgree(c, "mixup-only");
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(two_ranks_at_batch_b_follow_one_rank_at_batch_2b_with_sync_
   for (int kindIndex = 0; kindIndex < 4; ++kindIndex) {
     const bool meta = kindIndex < 2;
     auto c = tinyConfig(dir / "data", dir / "run");
-    c.method = meta ? metasemi::core::Method::kMeta : metasemi::core::Method::kBaseline;
+    c.method = meta ? metasemi::train::Method::kMeta : metasemi::train::Method::kBaseline;
     c.mixUp = kindIndex % 2 == 0;
     c.dropout = 0.0;
     c.syncBn = true;
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(two_ranks_at_batch_b_follow_one_rank_at_batch_2b_with_sync_
       auto one = c;
       one.batchSize = 2 * c.batchSize;
       one.savePath = (dir / ("one-" + kind)).string();
-      auto serial = metasemi::dist::makeSerialCommunicator();
+      auto serial = metasemi::comm::makeSerialCommunicator();
       single = finalState(one, *serial);
     }
     comm().barrier();
@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(without_sync_bn_the_batch_split_changes_the_result) {
   if (comm().isRoot()) metasemi::test::writeTinyShards(dir / "data");
   comm().barrier();
   auto c = tinyConfig(dir / "data", dir / "run");
-  c.method = metasemi::core::Method::kBaseline;
+  c.method = metasemi::train::Method::kBaseline;
   c.dropout = 0.0;
   c.totalSteps = 6;
   c.testFreq = 100;
@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(without_sync_bn_the_batch_split_changes_the_result) {
     auto one = c;
     one.batchSize = 2 * c.batchSize;
     one.savePath = (dir / "one").string();
-    auto serial = metasemi::dist::makeSerialCommunicator();
+    auto serial = metasemi::comm::makeSerialCommunicator();
     single = finalState(one, *serial);
   }
   comm().barrier();

@@ -15,8 +15,8 @@ namespace metasemi::test {
 namespace {
 
 struct Runtime {
-  std::unique_ptr<dist::Environment> env;
-  std::unique_ptr<dist::Communicator> comm;
+  std::unique_ptr<comm::Environment> env;
+  std::unique_ptr<comm::Communicator> comm;
 };
 
 Runtime& runtime() {
@@ -37,8 +37,8 @@ struct GlobalEnvironment {
     auto& suite = boost::unit_test::framework::master_test_suite();
     int argc = suite.argc;
     char** argv = suite.argv;
-    runtime().env = std::make_unique<dist::Environment>(argc, argv);
-    runtime().comm = dist::makeHostCommunicator(*runtime().env);
+    runtime().env = std::make_unique<comm::Environment>(argc, argv);
+    runtime().comm = comm::makeHostCommunicator(*runtime().env);
     core::setupLogging(runtime().comm->rank(), runtime().comm->size(), "warn");
     io::silenceHdf5Errors();
   }
@@ -52,9 +52,9 @@ struct GlobalEnvironment {
 
 BOOST_TEST_GLOBAL_FIXTURE(GlobalEnvironment);
 
-dist::Environment& environment() { return *runtime().env; }
+comm::Environment& environment() { return *runtime().env; }
 
-dist::Communicator& comm() { return *runtime().comm; }
+comm::Communicator& comm() { return *runtime().comm; }
 
 bool allRanks(bool localOk) {
   std::int64_t v = localOk ? 1 : 0;

@@ -10,16 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "metasemi/comm/Communicator.h"
 #include "metasemi/core/Error.h"
-#include "metasemi/dist/Communicator.h"
 
 namespace metasemi::test {
 
 /// This process's MPI environment (MPI started only under a launcher), for the whole run.
-dist::Environment& environment();
+comm::Environment& environment();
 
 /// This process's communicator (MPI under mpirun, serial otherwise).
-dist::Communicator& comm();
+comm::Communicator& comm();
 
 /// Collective: true when `localOk` holds on every rank.
 bool allRanks(bool localOk);

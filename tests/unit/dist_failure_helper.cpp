@@ -9,14 +9,14 @@
 #include <thread>
 #include <vector>
 
+#include "metasemi/comm/Communicator.h"
 #include "metasemi/core/Error.h"
-#include "metasemi/dist/Communicator.h"
 
 namespace ms = metasemi;
 
 namespace {
 
-void run(const std::string& mode, ms::dist::Communicator& comm) {
+void run(const std::string& mode, ms::comm::Communicator& comm) {
   MS_REQUIRE(comm.size() == 2, ms::core::ConfigError, "run with 2 ranks, got {}", comm.size());
   if (mode == "hang") comm.setCollectiveTimeout(2.0);
   std::vector<double> v(1000, 1.0);
@@ -35,8 +35,8 @@ void run(const std::string& mode, ms::dist::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ms::dist::Environment env(argc, argv);
-  auto comm = ms::dist::makeHostCommunicator(env);
+  ms::comm::Environment env(argc, argv);
+  auto comm = ms::comm::makeHostCommunicator(env);
   try {
     MS_REQUIRE(argc == 2, ms::core::ConfigError, "usage: {} throw|hang|exit", argv[0]);
     run(argv[1], *comm);

@@ -2,19 +2,19 @@
 // name the flag; the serial backend leaves tensors as they are.
 #include <torch/torch.h>
 
+#include "metasemi/comm/GradientBucketer.h"
 #include "metasemi/core/Error.h"
-#include "metasemi/dist/GradientBucketer.h"
 #include "support/TestSupport.h"
 
-namespace md = metasemi::dist;
+namespace md = metasemi::comm;
+using metasemi::comm::Backend;
 using metasemi::core::ConfigError;
-using metasemi::core::DistBackend;
 
 namespace {
 
 using metasemi::test::environment;
 
-std::string configErrorOf(DistBackend backend, bool gpu) {
+std::string configErrorOf(md::Backend backend, bool gpu) {
   try {
     md::makeCommunicator(environment(), backend, gpu);
   } catch (const ConfigError& e) {
@@ -27,23 +27,23 @@ std::string configErrorOf(DistBackend backend, bool gpu) {
 
 BOOST_AUTO_TEST_CASE(cpu_backends_without_launcher_are_serial) {
   BOOST_TEST(!md::Environment::launchedByMpi());
-  BOOST_TEST(md::makeCommunicator(environment(), DistBackend::kAuto, false)->name() == "serial");
-  BOOST_TEST(md::makeCommunicator(environment(), DistBackend::kMpi, false)->name() == "serial");
+  BOOST_TEST(md::makeCommunicator(environment(), md::Backend::kAuto, false)->name() == "serial");
+  BOOST_TEST(md::makeCommunicator(environment(), md::Backend::kMpi, false)->name() == "serial");
 }
 
 BOOST_AUTO_TEST_CASE(mpi_with_gpu_is_a_config_error) {
-  const auto msg = configErrorOf(DistBackend::kMpi, true);
+  const auto msg = configErrorOf(md::Backend::kMpi, true);
   BOOST_TEST(msg.find("--dist-backend mpi") != std::string::npos, msg);
 }
 
 BOOST_AUTO_TEST_CASE(nccl_without_gpu_flag_is_a_config_error) {
-  const auto msg = configErrorOf(DistBackend::kNccl, false);
+  const auto msg = configErrorOf(md::Backend::kNccl, false);
   BOOST_TEST(msg.find("--dist-backend nccl") != std::string::npos, msg);
 }
 
 BOOST_AUTO_TEST_CASE(gpu_request_without_nccl_or_device_is_a_config_error) {
   if (md::ncclAvailable() && md::visibleGpuCount() > 0) return;  // a GPU node: tests/gpu covers it
-  for (auto backend : {DistBackend::kNccl, DistBackend::kAuto}) {
+  for (auto backend : {md::Backend::kNccl, md::Backend::kAuto}) {
     const auto msg = configErrorOf(backend, true);
     BOOST_TEST(!msg.empty());
     BOOST_TEST((msg.find("--gpu") != std::string::npos ||

@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(exact_direction_is_twice_the_jacobian_times_g) {
   auto net = tinyNet(3, 0.0);
   const auto b = tinyBatch(4);
   auto s = settings(StepKind::kMetaMixUp);
-  s.metaGrad = core::MetaGrad::kExact;
+  s.metaGrad = meta::MetaGrad::kExact;
   const auto r = meta::metaPhase(*net, b.xl, b.yl, b.xu, s);
   // Directional derivative of softmax(f(x_u; θ)) along g by a tiny central difference.
   auto params = net->parameters();
@@ -155,9 +155,9 @@ BOOST_AUTO_TEST_CASE(finite_difference_direction_converges_to_exact) {
   auto net = tinyNet(5, 0.0);
   const auto b = tinyBatch(6);
   auto s = settings(StepKind::kMetaMixUp);
-  s.metaGrad = core::MetaGrad::kExact;
+  s.metaGrad = meta::MetaGrad::kExact;
   const auto exact = meta::metaPhase(*net, b.xl, b.yl, b.xu, s).direction;
-  s.metaGrad = core::MetaGrad::kFiniteDifference;
+  s.metaGrad = meta::MetaGrad::kFiniteDifference;
   std::vector<double> errors;
   for (const double eps0 : {1e-1, 1e-2, 1e-3, 1e-4, 1e-6}) {
     s.epsilon = eps0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/TensorIo.h"
 #include "metasemi/models/ConvLarge.h"
@@ -304,7 +305,7 @@ BOOST_AUTO_TEST_CASE(state_dict_hdf5_round_trip_is_bit_exact) {
   }
   {
     io::H5File f(path, io::H5File::Mode::kCreate);
-    models::saveStateDict(*a, f, "model");
+    io::writeNamedTensors(f, "model", models::stateDict(*a));
   }
   torch::manual_seed(4);
   auto b = models::makeNetwork(spec("convlarge", 3, 10, 0.25));
@@ -313,7 +314,7 @@ BOOST_AUTO_TEST_CASE(state_dict_hdf5_round_trip_is_bit_exact) {
     // Stored in the standard layout: the file holds what PyTorch's state_dict holds.
     const auto w = io::readTensor(f, "model/block2.0.weight");
     BOOST_TEST(torch::equal(w, models::stateDict(*a)[6].second.contiguous()));
-    models::loadStateDict(*b, f, "model");
+    io::restoreNamed(io::readNamedTensors(f, "model"), models::stateDict(*b), f.path(), "model");
   }
   const auto sa = models::stateDict(*a);
   const auto sb = models::stateDict(*b);
@@ -333,7 +334,7 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
   auto write = [&](const std::string& name, const std::function<void(io::H5File&)>& edit) {
     const auto path = (dir / name).string();
     io::H5File f(path, io::H5File::Mode::kCreate);
-    models::saveStateDict(*net, f, "/");
+    io::writeNamedTensors(f, "/", models::stateDict(*net));
     edit(f);
     return path;
   };
@@ -349,7 +350,9 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
       }
     }
     io::H5File f(path, io::H5File::Mode::kRead);
-    const auto msg = errorOf([&] { models::loadStateDict(*net, f, "/"); });
+    const auto msg = errorOf([&] {
+      io::restoreNamed(io::readNamedTensors(f, "/"), models::stateDict(*net), f.path(), "model");
+    });
     BOOST_TEST(msg.find(path) != std::string::npos, msg);
     BOOST_TEST(msg.find("block9.1.running_var") != std::string::npos, msg);
     BOOST_TEST(msg.find("missing") != std::string::npos, msg);
@@ -361,7 +364,9 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
       io::writeTensor(f, "block10.0.weight", torch::zeros({2}));
     });
     io::H5File f(path, io::H5File::Mode::kRead);
-    const auto msg = errorOf([&] { models::loadStateDict(*net, f, "/"); });
+    const auto msg = errorOf([&] {
+      io::restoreNamed(io::readNamedTensors(f, "/"), models::stateDict(*net), f.path(), "model");
+    });
     BOOST_TEST(msg.find(path) != std::string::npos, msg);
     BOOST_TEST(msg.find("block10.0.weight") != std::string::npos, msg);
   }
@@ -370,17 +375,22 @@ BOOST_AUTO_TEST_CASE(state_dict_load_is_strict) {
     const auto path = (dir / "shape.h5").string();
     {
       io::H5File f(path, io::H5File::Mode::kCreate);
-      models::saveStateDict(*other, f, "model");
+      io::writeNamedTensors(f, "model", models::stateDict(*other));
     }
     io::H5File f(path, io::H5File::Mode::kRead);
-    const auto msg = errorOf([&] { models::loadStateDict(*net, f, "model"); });
+    const auto msg = errorOf([&] {
+      io::restoreNamed(io::readNamedTensors(f, "model"), models::stateDict(*net), f.path(),
+                       "model");
+    });
     BOOST_TEST(msg.find(path) != std::string::npos, msg);
     BOOST_TEST(msg.find("classifier.0.weight") != std::string::npos, msg);
     BOOST_TEST(msg.find("[100, 32]") != std::string::npos, msg);
     BOOST_TEST(msg.find("[10, 32]") != std::string::npos, msg);
     BOOST_TEST(std::count(msg.begin(), msg.end(), '\n') == 0);
     // Missing group.
-    const auto msg2 = errorOf([&] { models::loadStateDict(*net, f, "ema"); });
+    const auto msg2 = errorOf([&] {
+      io::restoreNamed(io::readNamedTensors(f, "ema"), models::stateDict(*net), f.path(), "model");
+    });
     BOOST_TEST(msg2.find("ema") != std::string::npos, msg2);
   }
   BOOST_TEST(torch::equal(models::stateDict(*net)[0].second, before));

@@ -1,13 +1,14 @@
 // The trainer's command line: reference spellings and defaults, config file, overrides, errors.
 #include <fstream>
 
+#include "metasemi/app/TrainOptions.h"
 #include "metasemi/core/Error.h"
-#include "metasemi/core/TrainOptions.h"
+#include "metasemi/train/ConfigText.h"
 #include "support/TestSupport.h"
 
+using metasemi::app::parseTrainOptions;
+using metasemi::app::TrainOptions;
 using metasemi::core::ConfigError;
-using metasemi::core::parseTrainOptions;
-using metasemi::core::TrainOptions;
 
 namespace {
 // Parses and returns the message of the ConfigError it must throw.
@@ -48,7 +49,7 @@ BOOST_AUTO_TEST_CASE(reference_defaults_of_train_meta) {
   BOOST_TEST(c.testFreq == 400);
   BOOST_TEST(c.savePath == "./results/tmp");
   BOOST_TEST(!c.gpu);
-  BOOST_TEST((c.lrSchedule == metasemi::core::LrSchedule::kStep));
+  BOOST_TEST((c.lrSchedule == metasemi::train::LrSchedule::kStep));
   BOOST_TEST(c.weightRamp);
 }
 
@@ -63,7 +64,7 @@ BOOST_AUTO_TEST_CASE(imagenet_defaults_follow_the_imagenet_script) {
   BOOST_TEST(c.imsize == 256);
   BOOST_TEST(c.imcrop == 224);
   BOOST_TEST(c.savePath == "results/tmp");
-  BOOST_TEST((c.lrSchedule == metasemi::core::LrSchedule::kCosine));
+  BOOST_TEST((c.lrSchedule == metasemi::train::LrSchedule::kCosine));
   BOOST_TEST(c.mixUp);
   BOOST_TEST(!c.weightRamp);
   // An explicit flag still wins over the recipe's default.
@@ -115,10 +116,10 @@ BOOST_AUTO_TEST_CASE(resolved_config_reads_back_identically) {
   const auto path = (dir / "resolved.cfg").string();
   {
     std::ofstream out(path);
-    out << metasemi::core::formatConfig(first);
+    out << metasemi::train::formatConfig(first);
   }
   const auto second = parseTrainOptions({"--config", path}).config;
-  BOOST_TEST(metasemi::core::formatConfig(second) == metasemi::core::formatConfig(first));
+  BOOST_TEST(metasemi::train::formatConfig(second) == metasemi::train::formatConfig(first));
   BOOST_TEST(second.resume == "a b.h5");
 }
 
@@ -163,7 +164,7 @@ BOOST_AUTO_TEST_CASE(help_and_version_skip_validation) {
   BOOST_TEST(parseTrainOptions({"--help", "--batch-size", "0"}).help);
   BOOST_TEST(parseTrainOptions({"--version"}).version);
   BOOST_TEST(parseTrainOptions({"--build-info"}).version);
-  const std::string usage = metasemi::core::trainUsage();
+  const std::string usage = metasemi::app::trainUsage();
   for (const char* flag : {"--num-label", "--mix-up", "--epsilon", "--milestones", "--local_rank",
                            "--dali-cpu", "--imsize", "--sync-bn", "--config"}) {
     BOOST_TEST(usage.find(flag) != std::string::npos, flag);

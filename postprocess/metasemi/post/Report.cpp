@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/io/RunDir.h"
 
 namespace fs = std::filesystem;
 
@@ -28,9 +29,8 @@ std::string trim(const std::string& s) {
 
 std::string shorten(const std::string& s) { return s.size() > 60 ? s.substr(0, 57) + "..." : s; }
 
-std::map<std::string, std::string> readConfig(const fs::path& path) {
-  std::ifstream in(path);
-  MS_REQUIRE(in, core::IoError, "{}: cannot read", path.string());
+std::map<std::string, std::string> parseConfig(const std::string& text, const fs::path& path) {
+  std::istringstream in(text);
   std::map<std::string, std::string> config;
   std::string line;
   int number = 0;
@@ -115,33 +115,16 @@ RunRecord loadRun(const fs::path& dir) {
   MS_REQUIRE(fs::is_directory(dir), core::IoError, "{}: not a directory", dir.string());
   MS_REQUIRE(fs::directory_iterator(dir) != fs::directory_iterator(), core::IoError,
              "{}: empty run directory (expected config.cfg and metrics.jsonl)", dir.string());
-  const fs::path cfg = dir / "config.cfg", metrics = dir / "metrics.jsonl";
-  MS_REQUIRE(fs::is_regular_file(cfg), core::IoError,
-             "{}: missing (not a run directory: the trainer writes config.cfg in --save-path)",
-             cfg.string());
-  MS_REQUIRE(fs::is_regular_file(metrics), core::IoError,
-             "{}: missing (the trainer writes metrics.jsonl in --save-path)", metrics.string());
+  const io::RunDir runDir(dir);
+  const fs::path metrics = runDir.path(io::RunDir::kMetrics);
   RunRecord run;
   run.dir = dir;
-  run.config = readConfig(cfg);
-  std::ifstream in(metrics);
-  MS_REQUIRE(in, core::IoError, "{}: cannot read", metrics.string());
+  run.config = parseConfig(runDir.readConfig(), runDir.path(io::RunDir::kConfig));
+  const auto rows = runDir.readMetrics();
   std::map<long long, EvalPoint> byStep;
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (trim(line).empty()) continue;
-    nlohmann::json row;
-    try {
-      row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      MS_THROW(core::IoError, "{}:{}: not a JSON object: '{}'", metrics.string(), number,
-               shorten(trim(line)));
-    }
-    MS_REQUIRE(row.is_object() && row.contains("kind") && row["kind"].is_string(), core::IoError,
-               "{}:{}: expected an object with a \"kind\" string, found '{}'", metrics.string(),
-               number, shorten(trim(line)));
+  for (const auto& r : rows) {
+    const nlohmann::json& row = r.value;
+    const int number = r.line;
     const std::string kind = row["kind"].get<std::string>();
     if (kind == "train") {
       ++run.trainRows;
@@ -174,9 +157,9 @@ RunRecord loadRun(const fs::path& dir) {
 std::vector<fs::path> findRuns(const fs::path& root) {
   MS_REQUIRE(fs::is_directory(root), core::IoError, "{}: not a directory", root.string());
   std::vector<fs::path> runs;
-  if (fs::is_regular_file(root / "config.cfg")) runs.push_back(root);
+  if (io::RunDir::isRunDir(root)) runs.push_back(root);
   for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.is_directory() && fs::is_regular_file(e.path() / "config.cfg")) {
+    if (e.is_directory() && io::RunDir::isRunDir(e.path())) {
       runs.push_back(e.path());
     }
   }

@@ -64,11 +64,7 @@ RunData::RunData(const RunDataSpec& spec) {
   // The training split's normalisation applies to every split, as in the reference.
   const Normalization norm = shardNormalization(a);
   trainAugment_ = data::trainAugment(a.dataset, encoded, norm, spec.crop);
-  try {
-    evalAugment_ = data::evalAugment(encoded, norm, spec.resize, spec.crop);
-  } catch (const core::ConfigError& e) {
-    MS_THROW(core::ConfigError, "--imsize/--imcrop: {}", e.what());
-  }
+  evalAugment_ = data::evalAugment(encoded, norm, spec.resize, spec.crop);
 }
 
 std::unique_ptr<TrainStream> RunData::stream(StreamId id, std::uint64_t seed,

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "metasemi/core/Error.h"
 #include "metasemi/io/H5File.h"
@@ -21,35 +22,46 @@ std::string shapeText(torch::IntArrayRef shape) {
   return fmt::format("[{}]", fmt::join(shape.begin(), shape.end(), ", "));
 }
 
-void writeGroup(H5File& f, const std::string& group, const NamedTensors& tensors) {
-  f.createGroup(group);
+std::string memberName(const std::string& group, const std::string& key) {
+  if (group.empty() || group == "/") return key;
+  return group.back() == '/' ? group + key : group + "/" + key;
+}
+
+}  // namespace
+
+void writeNamedTensors(H5File& f, const std::string& group, const NamedTensors& tensors) {
+  const bool root = group.empty() || group == "/";
+  if (!root) f.createGroup(group);
   std::vector<std::string> keys;
   for (const auto& [key, t] : tensors) {
     MS_REQUIRE(!key.empty() && key.find('/') == std::string::npos, core::IoError,
                "'{}': tensor name '{}' cannot be a dataset name", f.path(), key);
     MS_REQUIRE(t.defined(), core::IoError, "'{}': tensor '{}' is undefined", f.path(), key);
-    writeTensor(f, group + "/" + key, t);
+    writeTensor(f, memberName(group, key), t.detach());
     keys.push_back(key);
   }
   // HDF5 lists group members sorted by name; the attribute keeps the caller's order.
-  if (!keys.empty()) f.setAttr(group, "keys", keys);
+  if (!keys.empty()) f.setAttr(root ? "/" : group, "keys", keys);
 }
 
-NamedTensors readGroup(const H5File& f, const std::string& group) {
-  MS_REQUIRE(f.exists(group), core::IoError, "checkpoint '{}': missing group '{}'", f.path(),
-             group);
+NamedTensors readNamedTensors(const H5File& f, const std::string& group) {
+  const std::string where = group.empty() ? std::string("/") : group;
+  MS_REQUIRE(f.exists(where), core::IoError, "'{}': missing group '{}'", f.path(), where);
+  std::vector<std::string> keys;
+  if (f.hasAttr(where, "keys")) keys = f.attrStrings(where, "keys");
+  // Datasets the attribute does not list are read too, so that a strict restore sees them.
+  std::set<std::string> listed(keys.begin(), keys.end());
+  for (const auto& name : f.list(where)) {
+    if (listed.count(name) == 0 && f.isDataset(memberName(where, name))) keys.push_back(name);
+  }
   NamedTensors out;
-  const auto keys = f.hasAttr(group, "keys") ? f.attrStrings(group, "keys") : f.list(group);
   for (const auto& key : keys) {
-    const std::string name = group + "/" + key;
-    MS_REQUIRE(f.isDataset(name), core::IoError, "checkpoint '{}': missing dataset '{}'", f.path(),
-               name);
+    const std::string name = memberName(where, key);
+    MS_REQUIRE(f.isDataset(name), core::IoError, "'{}': missing dataset '{}'", f.path(), name);
     out.emplace_back(key, readTensor(f, name));
   }
   return out;
 }
-
-}  // namespace
 
 void writeCheckpoint(const std::string& path, const CheckpointState& s) {
   AtomicOutput out(path);
@@ -63,8 +75,8 @@ void writeCheckpoint(const std::string& path, const CheckpointState& s) {
     f.setAttr("/", "last_acc1", s.lastAcc1);
     f.setAttr("/", "last_acc5", s.lastAcc5);
     f.setAttr("/", "config", s.config);
-    writeGroup(f, "/model", s.model);
-    writeGroup(f, "/optimizer/momentum_buffer", s.momentum);
+    writeNamedTensors(f, "/model", s.model);
+    writeNamedTensors(f, "/optimizer/momentum_buffer", s.momentum);
     f.createGroup("/rng");
     if (s.torchRng.defined()) {
       MS_REQUIRE(s.torchRng.scalar_type() == torch::kUInt8 && s.torchRng.dim() == 1, core::IoError,
@@ -129,8 +141,8 @@ CheckpointState readCheckpoint(const std::string& path) {
   s.lastAcc1 = f.attrDouble("/", "last_acc1");
   s.lastAcc5 = f.attrDouble("/", "last_acc5");
   s.config = f.attrString("/", "config");
-  s.model = readGroup(f, "/model");
-  s.momentum = readGroup(f, "/optimizer/momentum_buffer");
+  s.model = readNamedTensors(f, "/model");
+  s.momentum = readNamedTensors(f, "/optimizer/momentum_buffer");
   if (f.isDataset("/rng/torch")) s.torchRng = readTensor(f, "/rng/torch");
   const auto words = f.readVector<std::int64_t>("/rng/words");
   s.rngWords.resize(words.size());
@@ -148,8 +160,8 @@ void restoreNamed(const NamedTensors& stored, const NamedTensors& target, const 
   for (const auto& [key, t] : target) {
     const auto it = byKey.find(key);
     MS_REQUIRE(it != byKey.end(), core::IoError,
-               "checkpoint '{}' does not match the {}: it has no '{}' (expected shape {})", path,
-               what, key, shapeText(t.sizes()));
+               "checkpoint '{}' does not match the {}: it has no '{}' (missing; expected shape {})",
+               path, what, key, shapeText(t.sizes()));
     MS_REQUIRE(it->second->sizes() == t.sizes(), core::IoError,
                "checkpoint '{}' does not match the {}: '{}' has shape {} in the file, {} "
                "expected",

@@ -20,6 +20,8 @@
 
 namespace metasemi::io {
 
+class H5File;
+
 /// Named tensors in a fixed order, e.g. a state_dict: (key, tensor).
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
@@ -63,6 +65,17 @@ void writeCheckpointFiles(const std::string& dir, const CheckpointState& state, 
 /// this program reads, and every required dataset. Throws IoError with one line naming the file
 /// and what is wrong (missing, truncated, another format or version).
 CheckpointState readCheckpoint(const std::string& path);
+
+/// Writes `tensors` as datasets `<group>/<key>` (standard row-major layout whatever the memory
+/// format; "" or "/" is the file's root) with the keys' order in the group's attribute "keys".
+/// This is the one HDF5 form of a state dict: checkpoints, step-check files and models alike.
+/// Throws core::IoError for a name that cannot be a dataset or a dataset that already exists.
+void writeNamedTensors(H5File& file, const std::string& group, const NamedTensors& tensors);
+
+/// Reads the datasets of `group` as written by writeNamedTensors(): in the order of its "keys"
+/// attribute, followed by datasets the attribute does not list (files written by h5py have no
+/// such attribute). CPU tensors. Throws core::IoError for a missing group.
+NamedTensors readNamedTensors(const H5File& file, const std::string& group);
 
 /// Strictly copies `stored` (as read) into the live `target` tensors in place, converting to
 /// each target's dtype and device. Every key of `target` must be stored with the same shape and

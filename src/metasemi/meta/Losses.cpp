@@ -24,7 +24,8 @@ torch::Tensor top1Accuracy(const torch::Tensor& logits, const torch::Tensor& lab
 }
 
 torch::Tensor sampleBeta(double alpha, std::int64_t n, at::Generator& generator) {
-  MS_REQUIRE(alpha > 0.0, core::ConfigError, "--alpha: expected a value > 0, got {}", alpha);
+  MS_REQUIRE(alpha > 0.0, core::ConfigError,
+             "sampleBeta: the Beta concentration alpha must be > 0, got {}", alpha);
   const auto concentration = torch::full({n}, alpha, torch::dtype(torch::kDouble));
   const auto x = at::_standard_gamma(concentration, generator);
   const auto y = at::_standard_gamma(concentration, generator);

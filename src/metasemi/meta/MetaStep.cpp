@@ -35,8 +35,8 @@ torch::Tensor finiteDifferenceDirection(models::Network& net, std::vector<torch:
 MetaPhaseResult metaPhase(models::Network& net, const torch::Tensor& labeled,
                           const torch::Tensor& labels, const torch::Tensor& unlabeled,
                           const StepSettings& settings, const GradientHook& hook) {
-  MS_REQUIRE(settings.epsilon > 0.0, core::ConfigError, "--epsilon: expected a value > 0, got {}",
-             settings.epsilon);
+  MS_REQUIRE(settings.epsilon > 0.0, core::ConfigError,
+             "metaPhase: the perturbation norm epsilon0 must be > 0, got {}", settings.epsilon);
   MetaPhaseResult r;
   net.eval();
   auto params = net.parameters();
@@ -59,7 +59,7 @@ MetaPhaseResult metaPhase(models::Network& net, const torch::Tensor& labeled,
     r.epsilon = safeNorm.reciprocal().mul(settings.epsilon);
   }
 
-  if (settings.metaGrad == core::MetaGrad::kExact) {
+  if (settings.metaGrad == meta::MetaGrad::kExact) {
     // J·g by double backward: h(v) = vᵀJ is linear in v, so ∂(h·g)/∂v = J·g.
     const auto probs = softmax(net.forward(unlabeled));
     const auto v = torch::zeros_like(probs).requires_grad_(true);

@@ -10,30 +10,16 @@
 #include <memory>
 #include <vector>
 
-#include "metasemi/core/TrainConfig.h"
 #include "metasemi/meta/Sgd.h"
+#include "metasemi/meta/StepKind.h"
 #include "metasemi/models/Network.h"
 
 namespace metasemi::meta {
 
-/// Which step runs.
-enum class StepKind {
-  kMetaMixUp,    ///< train_meta.py --mix-up (the README recipe)
-  kMeta,         ///< train_meta.py without --mix-up ("meta only")
-  kLabeledOnly,  ///< train_baseline.py
-  kMixUpOnly,    ///< train_baseline.py --mix-up (no meta update, no consistency term)
-};
-
-/// The step kind of the trainer's `--method` and `--mix-up` flags.
-inline StepKind stepKindFor(core::Method method, bool mixUp) {
-  if (method == core::Method::kMeta) return mixUp ? StepKind::kMetaMixUp : StepKind::kMeta;
-  return mixUp ? StepKind::kMixUpOnly : StepKind::kLabeledOnly;
-}
-
 /// Per-step settings (the schedules are evaluated by the caller).
 struct StepSettings {
   StepKind kind = StepKind::kMetaMixUp;
-  core::MetaGrad metaGrad = core::MetaGrad::kFiniteDifference;
+  MetaGrad metaGrad = MetaGrad::kFiniteDifference;
   double lr = 0.1;        ///< SGD learning rate, also the pseudo-label step size
   double epsilon = 1e-2;  ///< ε0: the perturbation ε·g has L2 norm ε0
   double weight = 1.0;    ///< consistency weight w_t (already ramped)

@@ -46,7 +46,7 @@ void requestPreemption(int signal) noexcept { gSignal.store(signal, std::memory_
 
 void clearPreemption() noexcept { gSignal.store(0, std::memory_order_relaxed); }
 
-bool shouldStop(dist::Communicator& comm) {
+bool shouldStop(comm::Communicator& comm) {
   std::int64_t flag = preemptionRequested() ? 1 : 0;
   comm.allreduceMax(&flag, 1);
   return flag != 0;

@@ -5,7 +5,7 @@
 // code on which a job script requeues the job.
 #pragma once
 
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/comm/Communicator.h"
 
 namespace metasemi::train {
 
@@ -35,6 +35,6 @@ void clearPreemption() noexcept;
 
 /// Collective (every rank calls it once per step, at the same step): true on every rank when at
 /// least one rank was signalled, so that all ranks finish the same step and stop together.
-bool shouldStop(dist::Communicator& comm);
+bool shouldStop(comm::Communicator& comm);
 
 }  // namespace metasemi::train

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <functional>
 
-#include "metasemi/core/TrainConfig.h"
-#include "metasemi/dist/Communicator.h"
+#include "metasemi/comm/Communicator.h"
 #include "metasemi/models/Network.h"
+#include "metasemi/train/TrainConfig.h"
 
 namespace metasemi::train {
 
@@ -21,7 +21,7 @@ struct TrainObserver {
 /// Collective: trains as `config` says on every rank of `comm` and returns the exit code:
 /// core::kExitOk when the last step is done, core::kExitPreempted when SIGUSR1/SIGTERM stopped
 /// the run after a checkpoint. Throws on errors (bad input files, non-finite loss, ...).
-int runTraining(const core::TrainConfig& config, dist::Communicator& comm,
+int runTraining(const train::TrainConfig& config, comm::Communicator& comm,
                 const TrainObserver& observer = {});
 
 }  // namespace metasemi::train
