@@ -40,6 +40,7 @@ struct Options {
   int batch = 500;
   int threads = 0;
   int topK = 5;
+  bool gpu = false;
 };
 
 // Everything the pass needs, prepared identically on every rank before any collective.
@@ -48,6 +49,7 @@ struct Prepared {
   io::CheckpointState checkpoint;
   train::EvaluationSplit data;
   std::shared_ptr<models::Network> net;
+  torch::Device device = torch::kCPU;
 };
 
 // The network's first convolution and last layer, looked up in the checkpoint: the input
@@ -80,7 +82,7 @@ void requireWritable(const std::string& output) {
                             "--output " + output, false);
 }
 
-Prepared prepare(const Options& o, bool root) {
+Prepared prepare(const Options& o, bool root, int localRank) {
   MS_REQUIRE(!o.checkpoint.empty(), core::ConfigError, "--checkpoint is required (see --help)");
   MS_REQUIRE(!o.dataPath.empty(), core::ConfigError, "--data-path is required (see --help)");
   MS_REQUIRE(o.batch > 0, core::ConfigError, "--batch-size: expected a count >= 1, got {}",
@@ -88,11 +90,13 @@ Prepared prepare(const Options& o, bool root) {
   MS_REQUIRE(o.topK >= 1, core::ConfigError, "--top-k: expected k >= 1, got {}", o.topK);
   MS_REQUIRE(o.threads >= 0, core::ConfigError, "--threads: expected a count >= 0, got {}",
              o.threads);
+  Prepared p;
+  p.device = train::deviceFor(o.gpu, localRank);
+  train::configureDevice(p.device, /*deterministic=*/true);
   MS_REQUIRE(fs::is_regular_file(o.checkpoint), core::IoError, "--checkpoint {}: no such file",
              o.checkpoint);
   if (root && !o.output.empty()) requireWritable(o.output);
 
-  Prepared p;
   p.checkpoint = io::readCheckpoint(o.checkpoint);
   p.config =
       train::parseConfigText(p.checkpoint.config, "checkpoint '" + o.checkpoint + "' config");
@@ -114,6 +118,7 @@ Prepared prepare(const Options& o, bool root) {
   io::restoreNamed(p.checkpoint.model, models::stateDict(*p.net), o.checkpoint, "model");
   p.net->eval();
   // The trainer evaluates in channels-last; the same layout keeps the arithmetic identical.
+  p.net->to(p.device);
   models::toChannelsLast(*p.net);
   return p;
 }
@@ -122,7 +127,7 @@ int run(Prepared& p, const Options& o, comm::Communicator& comm) {
   core::rootLog().info("{}: step {}, {} {}; split '{}' of {}: {} images on {} ranks", o.checkpoint,
                        p.checkpoint.step, p.config.architecture, p.config.dataset, p.data.split,
                        o.dataPath, p.data.source->size(), comm.size());
-  const train::Evaluator evaluator(p.data.source, p.data.augment, torch::kCPU,
+  const train::Evaluator evaluator(p.data.source, p.data.augment, p.device,
                                    {o.batch, o.topK, {2, 4}, true});
   const post::EvalCounts counts = evaluator.run(*p.net, comm);
   if (comm.isRoot()) {
@@ -161,7 +166,8 @@ int main(int argc, char** argv) {
       "threads", po::value(&o.threads)->default_value(0),
       "LibTorch threads per rank (0 = cores / ranks on the node)")(
       "output", po::value(&o.output), "JSON file to write (default: print only)")(
-      "top-k", po::value(&o.topK)->default_value(5), "k of the top-k error");
+      "top-k", po::value(&o.topK)->default_value(5), "k of the top-k error")(
+      "gpu", po::bool_switch(&o.gpu), "evaluate on this rank's GPU (by node-local rank)");
 
   // Bad input is found on every rank before the first collective of the pass.
   bool help = false;
@@ -171,7 +177,7 @@ int main(int argc, char** argv) {
     help = !app::parseCommandLine(argc, argv, desc, vm, comm.isRoot());
     if (help) return;
     at::set_num_threads(train::threadsPerRank(o.threads, comm.localSize()));
-    prepared = prepare(o, comm.isRoot());
+    prepared = prepare(o, comm.isRoot(), comm.localRank());
   });
   if (checked != core::kExitOk || help) return checked;
   return program.run([&]() -> int { return run(prepared, o, comm); });

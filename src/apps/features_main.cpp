@@ -31,6 +31,7 @@ struct Options {
   std::uint64_t seed = 0;
   int batch = 500;
   int threads = 0;
+  bool gpu = false;
 };
 
 // Up to `k` of `v`, drawn without replacement with `rng` (all of them, in order, when k >= size).
@@ -57,7 +58,9 @@ std::vector<float> extract(models::Network& net, const data::ShardSource& source
     std::vector<std::int64_t> part(indices.begin() + b, indices.begin() + e);
     const data::Batch x =
         data::makeBatch(source, augment, part, std::vector<std::uint64_t>(part.size(), 0));
-    const torch::Tensor f = net.features(x.images).to(torch::kFloat32).contiguous();
+    const torch::Device device = net.parameters().front().device();
+    const torch::Tensor f =
+        net.features(x.images.to(device)).to(torch::kCPU, torch::kFloat32).contiguous();
     std::copy(f.data_ptr<float>(), f.data_ptr<float>() + f.numel(), out.begin() + b * dim);
   }
   comm.allreduceSum(out.data(), out.size());
@@ -65,6 +68,8 @@ std::vector<float> extract(models::Network& net, const data::ShardSource& source
 }
 
 int run(const Options& o, comm::Communicator& comm) {
+  const torch::Device device = train::deviceFor(o.gpu, comm.localRank());
+  train::configureDevice(device, /*deterministic=*/true);
   at::set_num_threads(o.threads > 0 ? o.threads : 1);
   const io::CheckpointState ckpt = io::readCheckpoint(o.checkpoint);
   const train::TrainConfig c =
@@ -83,6 +88,7 @@ int run(const Options& o, comm::Communicator& comm) {
       train::networkSpecOf(c, run.trainInfo().decodedChannels, run.trainInfo().numClasses);
   auto net = models::makeNetwork(ns);
   io::restoreNamed(ckpt.model, models::stateDict(*net), o.checkpoint, "model");
+  net->to(device);
   net->eval();
 
   // The reference's sets: labeled = the split's images, unlabeled = the other training images,
@@ -100,7 +106,8 @@ int run(const Options& o, comm::Communicator& comm) {
     test = sample(test, rest, rng);
   }
   const std::int64_t dim = net->features(torch::zeros({1, ns.inputChannels, run.trainInfo().height,
-                                                       run.trainInfo().width}))
+                                                       run.trainInfo().width},
+                                                      torch::TensorOptions().device(device)))
                                .size(1);
 
   std::vector<float> features;
@@ -159,7 +166,8 @@ int main(int argc, char** argv) {
       "keep every labeled image and at most this many points in all (0 = every image)")(
       "seed", po::value(&o.seed)->default_value(0), "seed of the --max-points sample")(
       "batch", po::value(&o.batch)->default_value(500), "images per forward")(
-      "threads", po::value(&o.threads)->default_value(0), "LibTorch threads per rank (0 = 1)");
+      "threads", po::value(&o.threads)->default_value(0), "LibTorch threads per rank (0 = 1)")(
+      "gpu", po::bool_switch(&o.gpu), "run the network on this rank's GPU (by node-local rank)");
   return program.run([&]() -> int {
     po::variables_map vm;
     if (!app::parseCommandLine(argc, argv, desc, vm, comm.isRoot())) return core::kExitOk;

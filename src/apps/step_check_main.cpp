@@ -29,7 +29,7 @@ namespace po = boost::program_options;
 struct Options {
   std::string checkpoint, modelGroup = "model", batch, output;
   std::string arch = "convlarge", method = "meta", metaGrad = "fd", dtype = "float32";
-  bool mixUp = false, channelsLast = true;
+  bool mixUp = false, channelsLast = true, gpu = false;
   std::int64_t numClasses = 10, threads = 0;
   double widthFactor = 1.0, dropout = 0.5, lr = 0.1, epsilon = 1e-2, weight = 1.0, alpha = 1.0;
   double weightDecay = 1e-4, momentum = 0.9;
@@ -71,7 +71,10 @@ Options parse(int argc, char** argv, bool& help) {
       "channels-last", po::value(&channelsLast)->default_value(channelsLast),
       "1: channels-last memory format, 0: NCHW")("threads",
                                                  po::value(&o.threads)->default_value(o.threads),
-                                                 "intra-op threads (0 = LibTorch's default)");
+                                                 "intra-op threads (0 = LibTorch's default)")(
+      "gpu", po::bool_switch(&o.gpu),
+      "run the step on the GPU (inputs and outputs stay the same files; dropout masks then come "
+      "from the CUDA generator)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -124,6 +127,8 @@ void writeScalar(io::H5File& f, const std::string& name, const torch::Tensor& t)
 }
 
 int run(const Options& o) {
+  const torch::Device device = train::deviceFor(o.gpu, 0);
+  train::configureDevice(device, /*deterministic=*/true);
   if (o.threads > 0) torch::set_num_threads(static_cast<int>(o.threads));
   const auto dtype = o.dtype == "float64" ? torch::kDouble : torch::kFloat;
   const train::TrainConfig runConfig = runConfigOf(o);
@@ -163,6 +168,11 @@ int run(const Options& o) {
     io::H5File f(o.checkpoint, io::H5File::Mode::kRead);
     io::restoreNamed(io::readNamedTensors(f, o.modelGroup), models::stateDict(*net), f.path(),
                      "model");
+  }
+  net->to(device);
+  for (torch::Tensor* t : {&batch.labeledImages, &batch.labels, &batch.unlabeledImages,
+                           &batch.unlabeledLabels, &batch.lambda}) {
+    if (t->defined()) *t = t->to(device);
   }
   if (o.channelsLast) models::toChannelsLast(*net);
 

@@ -1,5 +1,8 @@
 // The metasemi-train executable: --version reports the libraries, bad flags exit with 2 and one
 // line, --dry-run prints settings that read back.
+#include <torch/torch.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "metasemi/BuildConfig.h"
@@ -11,7 +14,7 @@ using metasemi::test::runCommand;
 BOOST_AUTO_TEST_CASE(version_lists_the_libraries) {
   const auto r = runCommand(binary("metasemi-train").string() + " --version");
   BOOST_TEST(r.exitCode == 0);
-  for (const char* what : {"LibTorch: 1.", "MPI: ", "HDF5: 1.", "Boost: 1.", "NCCL: "}) {
+  for (const char* what : {"LibTorch: ", "MPI: ", "HDF5: 1.", "Boost: 1.", "NCCL: "}) {
     BOOST_TEST(r.output.find(what) != std::string::npos, what << " in\n" << r.output);
   }
   if (metasemi::build::kHaveNccl) {
@@ -57,4 +60,25 @@ BOOST_AUTO_TEST_CASE(dry_run_under_mpirun_prints_once) {
   const auto first = r.output.find(key);
   BOOST_TEST(first != std::string::npos);
   BOOST_TEST(r.output.find(key, first + 1) == std::string::npos, r.output);
+}
+
+// Without a CUDA device, --gpu is refused by every program with one line naming the flag and
+// exit 2, before any file is read or written.
+BOOST_AUTO_TEST_CASE(gpu_without_a_device_is_one_line_and_exit_2) {
+  if (torch::cuda::is_available()) return;  // a GPU machine: the gpu tests cover --gpu
+  const auto dir = metasemi::test::freshDir("train_cli_gpu");
+  const std::string absent = (dir / "absent").string();
+  for (const std::string command :
+       {"metasemi-train --gpu --save-path " + absent,
+        "metasemi-eval --gpu --checkpoint " + absent + " --data-path " + absent,
+        "metasemi-features --gpu --checkpoint " + absent + " --output " + absent,
+        "metasemi-step-check --gpu --checkpoint " + absent + " --batch " + absent + " --output " +
+            absent}) {
+    const std::string program = command.substr(0, command.find(' '));
+    const auto r = runCommand(binary(program).string() + command.substr(program.size()));
+    BOOST_TEST(r.exitCode == 2, command << ": " << r.output);
+    BOOST_TEST(r.output.find("--gpu") != std::string::npos, command << ": " << r.output);
+    BOOST_TEST(std::count(r.output.begin(), r.output.end(), '\n') == 1, r.output);
+    BOOST_TEST(!std::filesystem::exists(absent));
+  }
 }

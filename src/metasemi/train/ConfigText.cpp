@@ -169,7 +169,8 @@ const std::vector<Flag>& flags() {
     v.push_back(number("print-freq", &C::printFreq, "steps between log lines"));
     v.push_back(number("test-freq", &C::testFreq, "steps between evaluations and checkpoints"));
     v.push_back(text("save-path", &C::savePath, "output folder (checkpoints, logs, metrics)"));
-    v.push_back(toggle("gpu", &C::gpu, "train on the local CUDA device"));
+    v.push_back(toggle("gpu", &C::gpu,
+                       "train on this rank's GPU (by node-local rank), averaging with NCCL"));
     // Reference: train_meta_imagenet.py / train_imagenet.py.
     v.push_back(number("start-epoch", &C::startEpoch, "first epoch (ImageNet)"));
     v.push_back(number("num-classes", &C::numClasses, "number of classes (ImageNet)"));
@@ -202,6 +203,10 @@ const std::vector<Flag>& flags() {
     v.push_back(toggle("weight-ramp", &C::weightRamp,
                        "ramp the consistency weight linearly over --warmup steps"));
     v.push_back(toggle("sync-bn", &C::syncBn, "synchronise BatchNorm statistics across ranks"));
+    v.push_back(toggle("deterministic", &C::deterministic,
+                       "GPU: deterministic cuDNN and CUDA algorithms and no cuDNN benchmark mode, "
+                       "so that a resumed run is bit-identical (default: cuDNN benchmark, as the "
+                       "reference)"));
     v.push_back(toggle("local-meta-grad", &C::localMetaGrad,
                        "keep the labeled gradient g rank-local (reference ImageNet behaviour)"));
     v.push_back(number("eval-batch-size", &C::evalBatchSize, "test batch size per rank"));

@@ -1,6 +1,7 @@
 #include "metasemi/train/Recipe.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -107,17 +108,35 @@ models::NetworkSpec networkSpecOf(const TrainConfig& c, std::int64_t channels,
   return spec;
 }
 
-torch::Device deviceOf(const TrainConfig& c, int localRank) {
-  if (!c.gpu) return torch::kCPU;
+torch::Device deviceFor(bool gpu, int localRank, const std::string& flag) {
+  if (!gpu) return torch::kCPU;
   MS_REQUIRE(torch::cuda::is_available(), core::ConfigError,
-             "--gpu: no CUDA device is visible to this process, or this build's LibTorch has no "
-             "CUDA (build with the cluster-gpu preset)");
+             "{}: no CUDA device is visible to this process, or this build's LibTorch has no "
+             "CUDA (build with the cluster-gpu preset)",
+             flag);
   const auto count = static_cast<int>(torch::cuda::device_count());
   MS_REQUIRE(localRank < count, core::ConfigError,
-             "--gpu: node-local rank {} has no GPU of its own ({} visible); start at most one "
-             "rank per GPU",
-             localRank, count);
+             "{}: node-local rank {} has no GPU of its own ({} visible); start at most one rank "
+             "per GPU",
+             flag, localRank, count);
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(localRank));
+}
+
+torch::Device deviceOf(const TrainConfig& c, int localRank) {
+  return deviceFor(c.gpu, localRank, "--gpu");
+}
+
+void configureDevice(torch::Device device, bool deterministic) {
+  if (!device.is_cuda()) return;
+  auto& context = at::globalContext();
+  context.setBenchmarkCuDNN(!deterministic);
+  context.setDeterministicCuDNN(deterministic);
+  if (deterministic) {
+    // cuBLAS is deterministic only with a fixed workspace, which must be set before its first
+    // handle is made; a value the user set is kept.
+    ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0);
+    context.setDeterministicAlgorithms(true, /*warn_only=*/false);
+  }
 }
 
 int threadsPerRank(int requested, int ranksOnNode) {

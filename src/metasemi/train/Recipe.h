@@ -53,6 +53,17 @@ models::NetworkSpec networkSpecOf(const TrainConfig& config, std::int64_t channe
 /// no GPU for it.
 torch::Device deviceOf(const TrainConfig& config, int localRank);
 
+/// The device of a rank whose node-local rank is `localRank`: the CPU, or with `gpu` CUDA
+/// device localRank. `flag` names the setting in messages. Throws core::ConfigError when the
+/// build has no CUDA, no GPU is visible, or the node has fewer GPUs than ranks.
+torch::Device deviceFor(bool gpu, int localRank, const std::string& flag = "--gpu");
+
+/// Sets the process-wide algorithm choices for `device`: on CUDA, cuDNN's benchmark mode (the
+/// reference's `cudnn.benchmark = True`) or, when `deterministic`, deterministic cuDNN and CUDA
+/// algorithms without benchmark (and cuBLAS's fixed workspace). Nothing changes on the CPU.
+/// Call before the first CUDA operation.
+void configureDevice(torch::Device device, bool deterministic);
+
 /// LibTorch intra-op threads for a rank: `requested` when > 0, else the node's cores shared
 /// evenly by its `ranksOnNode` ranks (at least 1).
 int threadsPerRank(int requested, int ranksOnNode);

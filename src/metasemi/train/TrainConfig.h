@@ -61,6 +61,7 @@ struct TrainConfig {
   double dropout = 0.5;        // Dropout2d probability after the two max-pools
   bool weightRamp = true;      // linear ramp of the consistency weight over `warmup` steps
   bool syncBn = false;         // synchronise BatchNorm batch statistics across ranks
+  bool deterministic = false;  // GPU: deterministic cuDNN/CUDA algorithms, no cuDNN benchmark
   bool localMetaGrad = false;  // keep g rank-local (as the reference's ImageNet script)
   int evalBatchSize = 100;
   double collectiveTimeout = 0;  // seconds before a stuck collective ends the job; 0 = never

@@ -67,11 +67,11 @@ class Trainer {
     wireAveraging();
     core::rootLog().info(
         "{} on '{}' ({}, {} classes): {} labeled / {} unlabeled / {} test images; {} ranks x "
-        "batch {} = global batch {}; {} threads per rank; steps {} -> {}",
+        "batch {} = global batch {}; {}, {} threads per rank; steps {} -> {}",
         toString(c_.method) + (c_.mixUp ? "+mix-up" : ""), c_.dataPath, in.info.dataset,
         in.info.numClasses, in.labeledIndices.size(), in.unlabeledIndices.size(), in.test->size(),
-        comm_.size(), c_.batchSize, r_.globalBatch(), at::get_num_threads(), state_.nextStep,
-        r_.totalSteps());
+        comm_.size(), c_.batchSize, r_.globalBatch(), r_.device().str(), at::get_num_threads(),
+        state_.nextStep, r_.totalSteps());
 
     progress_ = ProgressLog(state_.nextStep, r_.totalSteps());
     const auto start = Clock::now();
@@ -87,6 +87,7 @@ class Trainer {
       const std::int64_t done = step + 1;
       const bool last = done == r_.totalSteps();
       if (done % c_.printFreq == 0 || last) {
+        requireFiniteLosses(done);
         const ProgressLine line =
             progress_.print(done, settings.lr, settings.weight, secondsSince(start));
         core::rootLog().info("{}", line.text);
@@ -188,6 +189,10 @@ class Trainer {
       const double loss = result.loss.item<double>();
       MS_REQUIRE(std::isfinite(loss), core::NumericalError,
                  "step {}: the loss is {}; stopping (the last checkpoint is kept)", step, loss);
+    } else {
+      // No synchronisation inside the step: a device-side flag, read at prints and checkpoints.
+      const torch::Tensor bad = torch::isfinite(result.loss).logical_not();
+      nonFinite_ = nonFinite_.defined() ? nonFinite_.logical_or(bad) : bad;
     }
     return result;
   }
@@ -207,7 +212,17 @@ class Trainer {
 
   // Collective: rank 0 writes, every rank waits, so a checkpoint is complete before any rank
   // moves on (or exits after preemption).
+  // Throws when a loss since the last check was not finite (device runs check here only).
+  void requireFiniteLosses(std::int64_t done) {
+    if (!nonFinite_.defined()) return;
+    MS_REQUIRE(!nonFinite_.item<bool>(), core::NumericalError,
+               "a loss of the steps before step {} is not finite; stopping (the last checkpoint is "
+               "kept)",
+               done);
+  }
+
   void checkpoint(std::int64_t done, bool best) {
+    requireFiniteLosses(done);
     state_.nextStep = done;
     state_.worldSize = comm_.size();
     state_.labeledStream = labeled_->state();
@@ -231,6 +246,7 @@ class Trainer {
   Evaluator evaluator_;
   ProgressLog progress_;
   FaultInjection fault_;
+  torch::Tensor nonFinite_;  // device runs: any loss not finite since the start
   RunState state_;
   std::unique_ptr<data::TrainStream> labeled_, unlabeled_;
   comm::GradientBucketer gradBuckets_, metaBuckets_, bufferBuckets_;
@@ -241,15 +257,24 @@ class Trainer {
 
 int runTraining(const TrainConfig& c, comm::Communicator& comm, const TrainObserver& observer) {
   const torch::Device device = deviceOf(c, comm.localRank());
-  MS_REQUIRE(device.is_cpu(), core::ConfigError,
-             "--gpu: this version trains on CPUs only (device {} found)", device.str());
+  configureDevice(device, c.deterministic);
   comm.setCollectiveTimeout(c.collectiveTimeout);
   FaultInjection fault = FaultInjection::fromEnvironment();
   at::set_num_threads(threadsPerRank(c.threads, comm.localSize()));
   PreemptionHandler preemption;
   // Everything that can fail on bad input happens before the first file is written.
   const Recipe recipe = Recipe::open(c, comm.size(), device);
-  return Trainer(recipe, comm, observer, std::move(fault)).run();
+  try {
+    return Trainer(recipe, comm, observer, std::move(fault)).run();
+  } catch (const c10::Error& e) {
+    // The device's memory is the one limit a user meets by choosing the batch size.
+    const std::string what = e.what_without_backtrace();
+    MS_REQUIRE(what.find("out of memory") == std::string::npos, core::Error,
+               "{}: out of memory at --batch-size {} (x2 images per step, --eval-batch-size {}); "
+               "the last checkpoint is kept. Reduce the batch size or use more ranks",
+               device.str(), c.batchSize, c.evalBatchSize);
+    throw;
+  }
 }
 
 }  // namespace metasemi::train
