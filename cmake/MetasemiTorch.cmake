@@ -3,9 +3,16 @@
 # TorchConfig.cmake looks its libraries up with find_library(... PATHS <its prefix>/lib), which
 # searches the system paths first: on a machine that also has a system LibTorch (Debian's
 # libtorch-dev) it would link those libraries with the other LibTorch's headers. The libraries
-# of the LibTorch that Torch_DIR names are set here first, so that its own are used.
+# and Caffe2 package of the LibTorch that Torch_DIR names are set here first, so that its own
+# are used.
 if(Torch_DIR AND EXISTS "${Torch_DIR}/TorchConfig.cmake")
   get_filename_component(_metasemi_torch_lib "${Torch_DIR}/../../../lib" ABSOLUTE)
+  # Its Caffe2 package too, which TorchConfig finds with find_dependency(... PATHS), system first.
+  if(EXISTS "${_metasemi_torch_lib}/libtorch.so" AND EXISTS "${Torch_DIR}/../Caffe2/Caffe2Config.cmake"
+     AND NOT DEFINED CACHE{Caffe2_DIR})
+    get_filename_component(_caffe2 "${Torch_DIR}/../Caffe2" ABSOLUTE)
+    set(Caffe2_DIR "${_caffe2}" CACHE PATH "Caffe2 package of the LibTorch in Torch_DIR")
+  endif()
   foreach(_name torch torch_cpu torch_cuda c10 c10_cuda)
     string(TOUPPER "${_name}" _upper)
     foreach(_var ${_name}_LIBRARY ${_upper}_LIBRARY)

@@ -1,19 +1,33 @@
 #include "metasemi/meta/Sgd.h"
 
-#include <c10/util/string_utils.h>
 #include <fmt/ranges.h>
 
 #include <memory>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 #include "metasemi/core/Error.h"
 
 namespace metasemi::meta {
 namespace {
 
-// torch::optim::SGD keys its per-parameter state by the address of the TensorImpl.
-std::string stateKey(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
+// torch::optim::SGD keys its per-parameter state by the address of the TensorImpl: as text in
+// LibTorch 1.x, as the pointer itself in 2.x.
+using StateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+
+template <typename Key>
+Key keyOf(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
 }
+
+StateKey stateKey(const torch::Tensor& p) { return keyOf<StateKey>(p); }
 
 }  // namespace
 
