@@ -49,28 +49,23 @@ RunInputs openInputs(const TrainConfig& c) {
   MS_REQUIRE(fs::is_directory(c.dataPath), core::IoError,
              "--data-path '{}': no such folder (make shards with metasemi-prep)", c.dataPath);
   RunInputs d;
-  try {
-    if (c.isImagenet()) {
-      d = openImagenet(c);
-    } else {
-      data::RunDataSpec spec;
-      spec.dir = c.dataPath;
-      spec.labelSplit = io::labelSplitName(c.numLabel, c.seed);
-      spec.crop = c.imcrop;
-      spec.resize = c.imsize;
-      const data::RunData run(spec);
-      d.info = run.trainInfo();
-      d.labeledIndices = run.labelSplit().labeled;
-      d.unlabeledIndices = run.labelSplit().unlabeled;
-      d.trainAugment = run.trainAugment();
-      d.evalAugment = run.evalAugment();
-      d.labeled = run.trainSource();
-      d.unlabeled = d.labeled;
-      d.test = run.testSource();
-    }
-  } catch (const core::ConfigError& e) {
-    // The data layer speaks of values; the only settings it is given are the image sizes.
-    MS_THROW(core::ConfigError, "--imsize/--imcrop: {}", e.what());
+  if (c.isImagenet()) {
+    d = openImagenet(c);
+  } else {
+    data::RunDataSpec spec;
+    spec.dir = c.dataPath;
+    spec.labelSplit = io::labelSplitName(c.numLabel, c.seed);
+    spec.crop = c.imcrop;
+    spec.resize = c.imsize;
+    const data::RunData run(spec);
+    d.info = run.trainInfo();
+    d.labeledIndices = run.labelSplit().labeled;
+    d.unlabeledIndices = run.labelSplit().unlabeled;
+    d.trainAugment = run.trainAugment();
+    d.evalAugment = run.evalAugment();
+    d.labeled = run.trainSource();
+    d.unlabeled = d.labeled;
+    d.test = run.testSource();
   }
   MS_REQUIRE(d.info.dataset == c.dataset, core::ConfigError,
              "--dataset is '{}' but the shards in '{}' hold '{}'", c.dataset, c.dataPath,
