@@ -11,6 +11,7 @@
 
 #include "metasemi/app/CommandLine.h"
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 #include "metasemi/core/Random.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/post/Plot.h"
@@ -55,7 +56,7 @@ void readLabels(const io::H5File& f, const std::string& file, std::size_t n, Fea
 }
 
 Features readFeatures(const std::string& file) {
-  MS_REQUIRE(fs::is_regular_file(file), core::IoError, "--features {}: no such file", file);
+  core::requireFile(file, "--features");
   io::H5File f(file, io::H5File::Mode::kRead);
   requireDataset(f, file, "features", "float32 rows x feature dimension");
   const auto info = f.info("features");
@@ -164,8 +165,7 @@ int tsneMain(int argc, char** argv) {
     }
     file.commit();
   } else {
-    MS_REQUIRE(fs::is_regular_file(embeddingPath), core::IoError, "--embedding {}: no such file",
-               embeddingPath);
+    core::requireFile(embeddingPath, "--embedding");
     io::H5File h5(embeddingPath, io::H5File::Mode::kRead);
     requireDataset(h5, embeddingPath, "embedding", "float64 rows x 2");
     const auto info = h5.info("embedding");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/Hdf5.h"
@@ -238,7 +239,7 @@ int main(int argc, char** argv) {
     const auto options = parse(argc, argv, help);
     return help ? metasemi::core::kExitOk : run(options);
   } catch (const std::exception& e) {
-    std::cerr << "metasemi-step-check: " << e.what() << "\n";
+    std::cerr << "metasemi-step-check: " << metasemi::core::describeError(e) << "\n";
     return metasemi::core::exitCodeFor(e);
   }
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 
 namespace fs = std::filesystem;
 
@@ -425,7 +426,7 @@ void plotLines(const LinePlot& plot, const fs::path& path, int width, int height
 }
 
 PngSummary inspectPng(const fs::path& path) {
-  MS_REQUIRE(fs::is_regular_file(path), core::IoError, "{}: no such file", path.string());
+  core::requireFile(path);
   cairo_surface_t* s = cairo_image_surface_create_from_png(path.c_str());
   const cairo_status_t status = cairo_surface_status(s);
   if (status != CAIRO_STATUS_SUCCESS) {

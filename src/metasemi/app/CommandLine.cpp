@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 
 namespace metasemi::app {
 
@@ -32,7 +33,7 @@ bool parseCommandLine(int argc, char** argv, const po::options_description& opti
 }
 
 int reportError(const std::string& program, const std::exception& error) {
-  std::cerr << program << ": " << error.what() << "\n";
+  std::cerr << program << ": " << core::describeError(error) << "\n";
   return core::exitCodeFor(error);
 }
 

@@ -7,6 +7,7 @@
 
 #include "metasemi/app/CommandLine.h"
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/io/Hdf5.h"
 
@@ -33,7 +34,7 @@ int MpiProgram::agree(const std::function<void()>& check) {
     check();
   } catch (const std::exception& e) {
     code = core::exitCodeFor(e);
-    message = e.what();
+    message = core::describeError(e);
   }
   std::int64_t worst = code;
   std::int64_t firstFailing = code != core::kExitOk ? comm_->rank() : comm_->size();
@@ -52,7 +53,7 @@ int MpiProgram::run(const std::function<int()>& body) {
     return comm_->isRoot() ? app::reportError(name_, e) : core::kExitConfig;
   } catch (const std::exception& e) {
     if (comm_->size() == 1) return app::reportError(name_, e);
-    std::cerr << fmt::format("[rank {}] {}: {}\n", comm_->rank(), name_, e.what());
+    std::cerr << fmt::format("[rank {}] {}: {}\n", comm_->rank(), name_, core::describeError(e));
     comm_->abort(core::exitCodeFor(e));
   }
   return core::kExitError;  // not reached: abort() ends the process

@@ -1,5 +1,7 @@
 #include "metasemi/core/Error.h"
 
+#include <filesystem>
+
 namespace metasemi::core {
 
 int exitCodeFor(const std::exception& e) noexcept {
@@ -7,6 +9,8 @@ int exitCodeFor(const std::exception& e) noexcept {
   if (dynamic_cast<const IoError*>(&e)) return kExitIo;
   if (dynamic_cast<const CommError*>(&e)) return kExitComm;
   if (dynamic_cast<const NumericalError*>(&e)) return kExitNumerical;
+  // A path that cannot be read (permission, a loop of links) is bad input, as IoError is.
+  if (dynamic_cast<const std::filesystem::filesystem_error*>(&e)) return kExitIo;
   return kExitError;
 }
 
