@@ -14,6 +14,7 @@
 #include "metasemi/app/CommandLine.h"
 #include "metasemi/app/MpiProgram.h"
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/data/Loader.h"
 #include "metasemi/data/ShardSource.h"
@@ -26,6 +27,7 @@
 #include "metasemi/train/ConfigText.h"
 #include "metasemi/train/Evaluator.h"
 #include "metasemi/train/Recipe.h"
+#include "metasemi/train/RunState.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -93,13 +95,12 @@ Prepared prepare(const Options& o, bool root, int localRank) {
   Prepared p;
   p.device = train::deviceFor(o.gpu, localRank);
   train::configureDevice(p.device, /*deterministic=*/true);
-  MS_REQUIRE(fs::is_regular_file(o.checkpoint), core::IoError, "--checkpoint {}: no such file",
-             o.checkpoint);
+  core::requireFile(o.checkpoint, "--checkpoint");
   if (root && !o.output.empty()) requireWritable(o.output);
 
   p.checkpoint = io::readCheckpoint(o.checkpoint);
-  p.config =
-      train::parseConfigText(p.checkpoint.config, "checkpoint '" + o.checkpoint + "' config");
+  p.config = train::checkpointConfig(p.checkpoint, o.checkpoint);
+  train::requireFiniteTensors(p.checkpoint.model, o.checkpoint, "model tensor");
   const train::TrainConfig& c = p.config;
   // The split the trainer evaluated, normalised with the training split's statistics.
   p.data = train::openEvaluationSplit(c, o.dataPath, o.split);

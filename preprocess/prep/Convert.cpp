@@ -113,11 +113,13 @@ void printInfo(const fs::path& dir, const std::string& split, std::ostream& out)
   }
 }
 
-std::int64_t verifySet(const fs::path& dir, const std::string& split, std::ostream& out) {
+std::int64_t verifySet(const fs::path& dir, const std::string& split, std::ostream& out,
+                       std::int64_t maxPixels) {
   const auto names = split.empty() ? io::ShardSet::splits(dir) : std::vector<std::string>{split};
   MS_REQUIRE(!names.empty(), IoError, "{}: no shard set index (*.h5) in this folder", dir.string());
   std::int64_t problems = 0;
   JpegCodec codec;
+  codec.setMaxPixels(maxPixels);
   std::vector<std::uint8_t> rgb;
   for (const auto& name : names) {
     std::vector<std::string> found;

@@ -2,6 +2,8 @@
 // and the summary/check of existing shard sets.
 #pragma once
 
+#include "prep/Jpeg.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -39,6 +41,6 @@ void printInfo(const std::filesystem::path& dir, const std::string& split, std::
 /// Checks every split (or `split`) of `dir` completely; prints one line per problem and a
 /// summary to `out`. Returns the number of problems.
 std::int64_t verifySet(const std::filesystem::path& dir, const std::string& split,
-                       std::ostream& out);
+                       std::ostream& out, std::int64_t maxPixels = kDefaultMaxJpegPixels);
 
 }  // namespace metasemi::prep

@@ -2,6 +2,7 @@
 
 #include <turbojpeg.h>
 
+#include <cmath>
 #include <cstring>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -20,6 +21,41 @@ JpegCodec::~JpegCodec() {
   tjDestroy(encoder_);
 }
 
+std::int64_t maxPixelsOf(double megapixels) {
+  MS_REQUIRE(std::isfinite(megapixels) && megapixels > 0 && megapixels <= 1e6, core::ConfigError,
+             "--max-megapixels must be in (0, 1e6], got {}", megapixels);
+  return static_cast<std::int64_t>(megapixels * 1e6);
+}
+
+namespace {
+
+// The only libjpeg-turbo warnings that say nothing about the image data.
+bool harmlessWarning(const std::string& message) {
+  return message.find("unknown JFIF revision") != std::string::npos ||
+         message.find("Unknown Adobe color transform") != std::string::npos;
+}
+
+}  // namespace
+
+void JpegCodec::decompress(const std::uint8_t* data, std::size_t size, const std::string& name,
+                           std::uint8_t* out, int width, int height, int pixelFormat) {
+  // Stop at the first warning, so that it is the one reported; LIMITSCANS bounds the time a
+  // crafted progressive file can take.
+  int flags = TJFLAG_FASTDCT | TJFLAG_LIMITSCANS | TJFLAG_STOPONWARNING;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (tjDecompress2(decoder_, data, static_cast<unsigned long>(size), out, width, 0, height,
+                      pixelFormat, flags) == 0) {
+      return;
+    }
+    const std::string msg = tjGetErrorStr2(decoder_);
+    const bool warning = tjGetErrorCode(decoder_) == TJERR_WARNING;
+    MS_REQUIRE(warning && harmlessWarning(msg), core::IoError, "{}: corrupt or truncated JPEG: {}",
+               name, msg);
+    if (attempt == 1) return;  // decoded through a harmless warning
+    flags &= ~TJFLAG_STOPONWARNING;
+  }
+}
+
 void JpegCodec::decode(const std::uint8_t* data, std::size_t size, const std::string& name,
                        std::vector<std::uint8_t>& rgb, int& width, int& height) {
   MS_REQUIRE(size >= 4 && data[0] == 0xFF && data[1] == 0xD8, IoError,
@@ -29,19 +65,18 @@ void JpegCodec::decode(const std::uint8_t* data, std::size_t size, const std::st
                           &subsamp, &colorspace) != 0) {
     MS_THROW(IoError, "{}: corrupt JPEG header: {}", name, tjGetErrorStr2(decoder_));
   }
-  rgb.resize(static_cast<std::size_t>(width) * height * 3);
+  const std::int64_t pixels = static_cast<std::int64_t>(width) * height;
+  MS_REQUIRE(width > 0 && height > 0 && pixels <= maxPixels_, IoError,
+             "{}: {}x{} pixels ({:.2f} Mpixel) is over the limit of {} Mpixel "
+             "(--max-megapixels)",
+             name, width, height, static_cast<double>(pixels) / 1e6,
+             static_cast<double>(maxPixels_) / 1e6);
+  rgb.resize(static_cast<std::size_t>(pixels) * 3);
   if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
     decodeCmyk(data, size, name, rgb, width, height);
     return;
   }
-  if (tjDecompress2(decoder_, data, static_cast<unsigned long>(size), rgb.data(), width, 0, height,
-                    TJPF_RGB, TJFLAG_FASTDCT) != 0) {
-    const std::string msg = tjGetErrorStr2(decoder_);
-    // Truncation is only a warning for libjpeg (it pads with grey); here it is an error.
-    const bool fatal =
-        tjGetErrorCode(decoder_) == TJERR_FATAL || msg.find("Premature end") != std::string::npos;
-    MS_REQUIRE(!fatal, IoError, "{}: corrupt or truncated JPEG: {}", name, msg);
-  }
+  decompress(data, size, name, rgb.data(), width, height, TJPF_RGB);
 }
 
 void JpegCodec::decodeCmyk(const std::uint8_t* data, std::size_t size, const std::string& name,
@@ -49,13 +84,7 @@ void JpegCodec::decodeCmyk(const std::uint8_t* data, std::size_t size, const std
   // libjpeg cannot convert CMYK to RGB itself (ImageNet has a few such files). The stored
   // values are Adobe's inverted CMYK, so R = C'·K'/255 with the stored C', K' (as OpenCV does).
   cmyk_.resize(static_cast<std::size_t>(width) * height * 4);
-  if (tjDecompress2(decoder_, data, static_cast<unsigned long>(size), cmyk_.data(), width, 0,
-                    height, TJPF_CMYK, TJFLAG_FASTDCT) != 0) {
-    const std::string msg = tjGetErrorStr2(decoder_);
-    const bool fatal =
-        tjGetErrorCode(decoder_) == TJERR_FATAL || msg.find("Premature end") != std::string::npos;
-    MS_REQUIRE(!fatal, IoError, "{}: corrupt or truncated JPEG: {}", name, msg);
-  }
+  decompress(data, size, name, cmyk_.data(), width, height, TJPF_CMYK);
   const std::size_t pixels = static_cast<std::size_t>(width) * height;
   for (std::size_t p = 0; p < pixels; ++p) {
     const unsigned k = cmyk_[4 * p + 3];

@@ -11,10 +11,18 @@
 
 namespace metasemi::prep {
 
+/// Images larger than this (width × height, from the header) are refused before decoding.
+constexpr std::int64_t kDefaultMaxJpegPixels = 64'000'000;
+
+/// The pixel limit of `--max-megapixels` (ConfigError unless it is positive and finite).
+std::int64_t maxPixelsOf(double megapixels);
+
 /// Decodes a complete JPEG file to RGB (H×W×3 uint8 in `rgb`); grey images are expanded to
-/// RGB, CMYK/YCCK ones converted. Throws core::IoError
-/// "`name`: ..." for data that is not a JPEG, a truncated file or corrupt data. Recoverable
-/// libjpeg warnings (extraneous bytes) are accepted, as PIL and DALI accept them.
+/// RGB, CMYK/YCCK ones converted. Throws core::IoError "`name`: ..." for data that is not a
+/// JPEG, more than kDefaultMaxJpegPixels pixels, a truncated file or corrupt data: every
+/// libjpeg-turbo warning about the data ("Corrupt JPEG data: ...", "Premature end of JPEG
+/// file", a bad progression) is an error. Only the two warnings about metadata (an unknown
+/// JFIF revision or Adobe transform code) are accepted.
 void decodeJpeg(const std::uint8_t* data, std::size_t size, const std::string& name,
                 std::vector<std::uint8_t>& rgb, int& width, int& height);
 
@@ -26,7 +34,10 @@ class JpegCodec {
   JpegCodec(const JpegCodec&) = delete;
   JpegCodec& operator=(const JpegCodec&) = delete;
 
-  /// As decodeJpeg, with this codec's handle.
+  /// Sets the largest image (width × height) decode() accepts; > 0.
+  void setMaxPixels(std::int64_t maxPixels) { maxPixels_ = maxPixels; }
+
+  /// As decodeJpeg, with this codec's handle and pixel limit.
   void decode(const std::uint8_t* data, std::size_t size, const std::string& name,
               std::vector<std::uint8_t>& rgb, int& width, int& height);
 
@@ -40,7 +51,11 @@ class JpegCodec {
  private:
   void decodeCmyk(const std::uint8_t* data, std::size_t size, const std::string& name,
                   std::vector<std::uint8_t>& rgb, int width, int height);
+  // Decompresses into `out` (`pixelFormat`), turning warnings about the data into errors.
+  void decompress(const std::uint8_t* data, std::size_t size, const std::string& name,
+                  std::uint8_t* out, int width, int height, int pixelFormat);
 
+  std::int64_t maxPixels_ = kDefaultMaxJpegPixels;
   void* decoder_;
   void* encoder_;
   std::vector<std::uint8_t> rgb_;

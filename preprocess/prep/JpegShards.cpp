@@ -11,7 +11,9 @@
 #include <set>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 #include "metasemi/core/Log.h"
+#include "metasemi/core/Utf8.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/ShardSet.h"
 #include "metasemi/io/ShardWriter.h"
@@ -33,6 +35,7 @@ struct Options {
   std::int64_t perShard = 1024;
   int shorterSide = 0;
   int quality = 90;
+  std::int64_t maxPixels = kDefaultMaxJpegPixels;
   bool skipBad = false;
   bool resume = true;
   double progressInterval = 10.0;
@@ -90,6 +93,14 @@ Plan makePlan(const Options& o) {
     std::set<std::string> found;
     for (const auto& i : images) found.insert(i.label);
     plan.classes.assign(found.begin(), found.end());
+  }
+  // The shard format stores class names as UTF-8 strings.
+  const std::string classSource = !o.classesFile.empty()
+                                      ? o.classesFile.string()
+                                      : (o.list.empty() ? o.input : o.list).string();
+  for (const auto& c : plan.classes) {
+    MS_REQUIRE(core::isValidUtf8(c), IoError, "{}: class name '{}' is not valid UTF-8", classSource,
+               core::printable(c));
   }
   std::map<std::string, std::int64_t> index;
   for (std::size_t i = 0; i < plan.classes.size(); ++i) {
@@ -160,6 +171,9 @@ Options parseOptions(const std::vector<std::string>& args, bool& help) {
       "shorter-side", po::value<int>()->default_value(0),
       "re-encode images whose shorter side is larger to this size (0: keep every byte)")(
       "quality", po::value<int>()->default_value(90), "JPEG quality of re-encoded images")(
+      "max-megapixels", po::value<double>()->default_value(kDefaultMaxJpegPixels / 1e6),
+      "refuse images of more pixels than this (width x height from the header, checked before "
+      "decoding)")(
       "skip-bad", po::bool_switch(),
       "skip files that are not decodable JPEGs and list them in <out>/<split>.skipped.txt "
       "(default: stop with an error)")(
@@ -209,6 +223,7 @@ Options parseOptions(const std::vector<std::string>& args, bool& help) {
   o.quality = vm["quality"].as<int>();
   MS_REQUIRE(o.quality >= 1 && o.quality <= 100, ConfigError, "--quality must be in 1..100, got {}",
              o.quality);
+  o.maxPixels = maxPixelsOf(vm["max-megapixels"].as<double>());
   o.skipBad = vm["skip-bad"].as<bool>();
   o.resume = !vm["no-resume"].as<bool>();
   o.progressInterval = vm["progress-interval"].as<double>();
@@ -229,8 +244,9 @@ io::ShardSetInfo headerOf(const Options& o, const Plan& plan) {
 
 // Fingerprint of what shard k is made from: its files, labels and the encoding options.
 std::uint32_t planCrcOf(const Options& o, const Plan& plan, std::int64_t begin, std::int64_t end) {
-  const std::string opts = fmt::format("{}|{}|{}|{}|{}|{}", o.dataset, o.split, o.root.string(),
-                                       o.shorterSide, o.quality, o.skipBad);
+  const std::string opts =
+      fmt::format("{}|{}|{}|{}|{}|{}|{}", o.dataset, o.split, o.root.string(), o.shorterSide,
+                  o.quality, o.skipBad, o.skipBad ? o.maxPixels : 0);
   std::uint32_t crc = io::crc32Of(opts.data(), opts.size());
   for (std::int64_t i = begin; i < end; ++i) {
     const std::string line = fmt::format("{}\t{}\n", plan.labels[static_cast<std::size_t>(i)],
@@ -370,8 +386,8 @@ int runJpegShards(const std::vector<std::string>& args, comm::Communicator& comm
         fs::rename(o.out / o.split, staging);
       }
       fs::create_directories(staging);
-    } catch (const core::Error& e) {
-      error = e.what();
+    } catch (const std::exception& e) {
+      error = core::describeError(e);
       errorCode = core::exitCodeFor(e);
     }
   }
@@ -399,6 +415,7 @@ int runJpegShards(const std::vector<std::string>& args, comm::Communicator& comm
   // Rounds keep the ranks in step, so a bad file on one rank stops all of them after the
   // current shard instead of when everything else is done.
   JpegCodec codec;
+  codec.setMaxPixels(o.maxPixels);
   Progress progress(fmt::format("jpeg-shards {}", o.split), mine, o.progressInterval);
   std::vector<std::string> skipped;
   std::int64_t reused = 0;
@@ -413,6 +430,9 @@ int runJpegShards(const std::vector<std::string>& args, comm::Communicator& comm
         skipped.insert(skipped.end(), outcome.skipped.begin(), outcome.skipped.end());
       } catch (const IoError& e) {
         error = e.what();
+        failed = 1;
+      } catch (const fs::filesystem_error& e) {
+        error = core::describeError(e);
         failed = 1;
       }
     }

@@ -245,6 +245,11 @@ int runInfo(const std::vector<std::string>& args, bool verify) {
   po::options_description d(verify ? "metasemi-prep verify" : "metasemi-prep info");
   d.add_options()("set,s", po::value<std::string>(), "shard set folder")(
       "split", po::value<std::string>()->default_value(""), "only this split (default all)");
+  if (verify) {
+    d.add_options()("max-megapixels",
+                    po::value<double>()->default_value(kDefaultMaxJpegPixels / 1e6),
+                    "report JPEG images of more pixels than this");
+  }
   const auto p = parse(verify ? "verify" : "info", d, args);
   if (p.help) {
     std::cout << d;
@@ -257,7 +262,8 @@ int runInfo(const std::vector<std::string>& args, bool verify) {
     printInfo(dir, split, std::cout);
     return 0;
   }
-  const auto problems = verifySet(dir, split, std::cout);
+  const auto problems =
+      verifySet(dir, split, std::cout, maxPixelsOf(p.vm["max-megapixels"].as<double>()));
   std::cout << std::flush;
   MS_REQUIRE(problems == 0, IoError, "{}: verify found {} problem{}", dir.string(), problems,
              problems == 1 ? "" : "s");

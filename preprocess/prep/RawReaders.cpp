@@ -7,12 +7,17 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
+#include "metasemi/core/Utf8.h"
+#include "prep/MatCheck.h"
 
 namespace metasemi::prep {
 namespace fs = std::filesystem;
@@ -46,13 +51,28 @@ std::size_t gzReadAll(gzFile f, std::uint8_t* out, std::size_t n, const fs::path
   return done;
 }
 
+// libarchive's message for the last failure, never empty: it leaves some unset (a gzip stream
+// cut short inside a member's data, for one).
+std::string archiveErrorOf(archive* a, int rc) {
+  const char* msg = archive_error_string(a);
+  if (msg != nullptr && *msg != '\0') return msg;
+  switch (rc) {
+    case ARCHIVE_WARN:
+      return "a member could not be read completely (truncated or damaged)";
+    case ARCHIVE_RETRY:
+      return "a read failed (retry)";
+    default:
+      return "truncated or damaged data (libarchive gave no reason)";
+  }
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> readIdx(const fs::path& path, int expectedDims,
                                   std::vector<std::int64_t>& dims) {
-  MS_REQUIRE(fs::is_regular_file(path), IoError, "{}: no such file", path.string());
+  core::requireFile(path);
   std::unique_ptr<gzFile_s, GzCloser> f(gzopen(path.c_str(), "rb"));
-  MS_REQUIRE(f != nullptr, IoError, "{}: cannot open", path.string());
+  MS_REQUIRE(f != nullptr, IoError, "{}: cannot open: {}", path.string(), std::strerror(errno));
   std::uint8_t header[4];
   MS_REQUIRE(gzReadAll(f.get(), header, 4, path) == 4, IoError,
              "{}: truncated: shorter than the 4-byte IDX magic number", path.string());
@@ -67,15 +87,39 @@ std::vector<std::uint8_t> readIdx(const fs::path& path, int expectedDims,
              "{}: truncated in the header", path.string());
   dims.clear();
   std::int64_t total = 1;
+  bool overflow = false;
   for (int d = 0; d < expectedDims; ++d) {
     dims.push_back(bigEndian32(dimBytes.data() + 4 * d));
-    total *= dims.back();
+    overflow = overflow || __builtin_mul_overflow(total, dims.back(), &total);
   }
+  MS_REQUIRE(!overflow, IoError, "{}: the header announces {} bytes of data, more than any file",
+             path.string(), fmt::join(dims, "x"));
   MS_REQUIRE(total > 0, IoError, "{}: empty data (dimensions {})", path.string(),
              fmt::join(dims, "x"));
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(total));
-  const std::size_t got = gzReadAll(f.get(), data.data(), data.size(), path);
-  MS_REQUIRE(got == data.size(), IoError,
+  // The header's claim is checked against the data actually there before it is believed: the
+  // file's size for a raw file; a gzip stream is read in bounded chunks, so memory follows the
+  // data found, never the claim.
+  const std::int64_t headerBytes = 4 + 4 * expectedDims;
+  if (gzdirect(f.get()) == 1) {
+    std::error_code ec;
+    const auto fileSize = static_cast<std::int64_t>(fs::file_size(path, ec));
+    MS_REQUIRE(!ec, IoError, "{}: cannot read its size: {}", path.string(), ec.message());
+    MS_REQUIRE(fileSize - headerBytes >= total, IoError,
+               "{}: truncated: the header announces {} bytes of data ({}), found {}", path.string(),
+               total, fmt::join(dims, "x"), fileSize - headerBytes);
+  }
+  std::vector<std::uint8_t> data;
+  std::int64_t got = 0;
+  while (got < total) {
+    // Grows with what was read (1 MiB first): at most twice the data found, plus 1 MiB.
+    const std::int64_t want = std::min(std::max<std::int64_t>(got, 1 << 20), total - got);
+    data.resize(static_cast<std::size_t>(got + want));
+    const auto n = static_cast<std::int64_t>(
+        gzReadAll(f.get(), data.data() + got, static_cast<std::size_t>(want), path));
+    got += n;
+    if (n < want) break;
+  }
+  MS_REQUIRE(got == total, IoError,
              "{}: truncated: the header announces {} bytes of data ({}), found {}", path.string(),
              total, fmt::join(dims, "x"), got);
   std::uint8_t extra;
@@ -120,16 +164,22 @@ ArchiveFiles::ArchiveFiles(fs::path input) : input_(std::move(input)) {
   }
   archive_entry* entry = nullptr;
   int rc = ARCHIVE_OK;
+  std::string where = "before its first member";
   while ((rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
+    const char* name = archive_entry_pathname(entry);
+    const std::string path = name ? name : "";
+    where = "in member " + core::printable(path);
     if (archive_entry_filetype(entry) == AE_IFREG) {
-      const std::string path = archive_entry_pathname(entry);
       members_.emplace_back(fs::path(path).filename(), path);
     }
-    archive_read_data_skip(a);
+    // Skipping reads the member through: a stream cut short inside it fails here.
+    if ((rc = archive_read_data_skip(a)) != ARCHIVE_OK) break;
+    where = "after member " + core::printable(path);
   }
-  const std::string msg = archive_error_string(a) ? archive_error_string(a) : "";
+  const std::string msg = archiveErrorOf(a, rc);
   archive_read_free(a);
-  MS_REQUIRE(rc == ARCHIVE_EOF, IoError, "{}: damaged archive: {}", input_.string(), msg);
+  MS_REQUIRE(rc == ARCHIVE_EOF, IoError, "{}: damaged archive ({}): {}", input_.string(), where,
+             msg);
 }
 
 bool ArchiveFiles::has(const std::string& name) const {
@@ -163,7 +213,7 @@ std::vector<std::uint8_t> ArchiveFiles::read(const std::string& name) const {
     archive_read_support_format_all(a);
     std::string error;
     if (archive_read_open_filename(a, input_.c_str(), 1 << 20) != ARCHIVE_OK) {
-      error = archive_error_string(a) ? archive_error_string(a) : "cannot open";
+      error = archiveErrorOf(a, ARCHIVE_FATAL);
     } else {
       archive_entry* entry = nullptr;
       int rc = ARCHIVE_OK;
@@ -175,11 +225,9 @@ std::vector<std::uint8_t> ArchiveFiles::read(const std::string& name) const {
         while ((got = archive_read_data(a, buf, sizeof buf)) > 0) {
           data.insert(data.end(), buf, buf + got);
         }
-        if (got < 0) error = archive_error_string(a) ? archive_error_string(a) : "read error";
+        if (got < 0) error = archiveErrorOf(a, static_cast<int>(got));
       }
-      if (error.empty() && rc != ARCHIVE_EOF) {
-        error = archive_error_string(a) ? archive_error_string(a) : "damaged archive";
-      }
+      if (error.empty() && rc != ARCHIVE_EOF) error = archiveErrorOf(a, rc);
     }
     archive_read_free(a);
     if (!error.empty()) {
@@ -276,6 +324,10 @@ std::vector<std::string> classNamesFrom(const ArchiveFiles& files, const std::st
     }
   }
   if (!line.empty()) out.push_back(line);
+  for (const auto& c : out) {
+    MS_REQUIRE(core::isValidUtf8(c), IoError, "{}: class name '{}' is not valid UTF-8",
+               files.describe(name), core::printable(c));
+  }
   MS_REQUIRE(static_cast<std::int64_t>(out.size()) == numClasses, IoError,
              "{}: {} class names, expected {}", files.describe(name), out.size(), numClasses);
   return out;
@@ -299,7 +351,9 @@ std::string dimsOf(const matvar_t* v) {
 
 RawSplit readSvhn(const fs::path& matFile) {
   const std::string p = matFile.string();
-  MS_REQUIRE(fs::is_regular_file(matFile), IoError, "{}: no such file", p);
+  core::requireFile(matFile);
+  // matio fills what a truncated file lacks with zeros or garbage: check the structure first.
+  checkMatFile(matFile);
   std::unique_ptr<mat_t, MatCloser> mat(Mat_Open(p.c_str(), MAT_ACC_RDONLY));
   MS_REQUIRE(mat != nullptr, IoError, "{}: not a MATLAB file matio can read", p);
   std::unique_ptr<matvar_t, VarCloser> x(Mat_VarRead(mat.get(), "X"));

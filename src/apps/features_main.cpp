@@ -9,6 +9,7 @@
 #include "metasemi/app/CommandLine.h"
 #include "metasemi/app/MpiProgram.h"
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Files.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/core/Random.h"
 #include "metasemi/data/ShardSource.h"
@@ -18,6 +19,7 @@
 #include "metasemi/models/StateDict.h"
 #include "metasemi/train/ConfigText.h"
 #include "metasemi/train/Recipe.h"
+#include "metasemi/train/RunState.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -71,9 +73,10 @@ int run(const Options& o, comm::Communicator& comm) {
   const torch::Device device = train::deviceFor(o.gpu, comm.localRank());
   train::configureDevice(device, /*deterministic=*/true);
   at::set_num_threads(o.threads > 0 ? o.threads : 1);
+  core::requireFile(o.checkpoint, "--checkpoint");
   const io::CheckpointState ckpt = io::readCheckpoint(o.checkpoint);
-  const train::TrainConfig c =
-      train::parseConfigText(ckpt.config, "checkpoint '" + o.checkpoint + "' config");
+  const train::TrainConfig c = train::checkpointConfig(ckpt, o.checkpoint);
+  train::requireFiniteTensors(ckpt.model, o.checkpoint, "model tensor");
   const std::string dataPath = o.dataPath.empty() ? c.dataPath : o.dataPath;
   const std::string split =
       o.labelSplit.empty() ? io::labelSplitName(c.numLabel, c.seed) : o.labelSplit;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "metasemi/io/Checkpoint.h"
@@ -35,8 +37,10 @@ int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), 
 // A checkpoint of an untrained ConvLarge (width 1/8) whose classifier ignores the features: its
 // weights are zero and its bias is 0.1·k for class k, so every image scores the classes in the
 // order numClasses-1, numClasses-2, ...
-void writeFixedCheckpoint(const fs::path& file, const fs::path& data, std::int64_t channels,
-                          std::int64_t classes, const std::string& runState) {
+void writeFixedCheckpoint(
+    const fs::path& file, const fs::path& data, std::int64_t channels, std::int64_t classes,
+    const std::string& runState,
+    const std::function<void(io::CheckpointState&)>& damage = [](io::CheckpointState&) {}) {
   train::TrainConfig c;
   c.dataset = "mnist";
   c.dataPath = data.string();
@@ -56,6 +60,7 @@ void writeFixedCheckpoint(const fs::path& file, const fs::path& data, std::int64
   s.model = models::stateDict(*net);
   s.config = train::formatConfig(c);
   s.dataJson = runState;
+  damage(s);
   io::writeCheckpoint(file.string(), s);
 }
 
@@ -220,6 +225,17 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_a_non_zero_exit_and_no_output) {
   test::writeTinyShards(data5, five);
   writeFixedCheckpoint(dir / "c10.h5", data, 1, 10, "");
   writeFixedCheckpoint(dir / "rgb.h5", data, 3, 10, "");
+  writeFixedCheckpoint(dir / "nan.h5", data, 1, 10, "", [](io::CheckpointState& s) {
+    torch::NoGradGuard noGrad;
+    s.model[3].second.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  });
+  writeFixedCheckpoint(dir / "inf.h5", data, 1, 10, "", [](io::CheckpointState& s) {
+    torch::NoGradGuard noGrad;
+    s.model.back().second.fill_(std::numeric_limits<float>::infinity());
+  });
+  writeFixedCheckpoint(dir / "config.h5", data, 1, 10, "", [](io::CheckpointState& s) {
+    s.config += "half a line, cut by a bad write\n";
+  });
   fs::create_directories(out);
   { std::ofstream(dir / "notes.txt") << "not a checkpoint\n"; }
 
@@ -240,6 +256,14 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_a_non_zero_exit_and_no_output) {
       {"--checkpoint " + (dir / "notes.txt").string() + " --data-path " + data.string(),
        "not an HDF5 file", 3},
       {"--checkpoint " + c10 + " --data-path " + (dir / "nothing").string(), "no such folder", 3},
+      {"--checkpoint " + (dir / "nan.h5").string() + " --data-path " + data.string(),
+       "NaN or infinite value", 3},
+      {"--checkpoint " + (dir / "inf.h5").string() + " --data-path " + data.string(),
+       "NaN or infinite value", 3},
+      {"--checkpoint " + (dir / "config.h5").string() + " --data-path " + data.string(),
+       "damaged checkpoint: checkpoint '" + (dir / "config.h5").string() + "' config", 3},
+      {"--checkpoint " + data.string() + " --data-path " + data.string(),
+       "--checkpoint " + data.string() + ": is a folder, expected a file", 3},
       {"--checkpoint " + c10 + " --data-path " + data.string() + " --split val", "val", 3},
       {"--checkpoint " + c10 + " --data-path " + data.string() + " --output " +
            (out / "no-such-folder" / "e.json").string(),

@@ -200,6 +200,81 @@ BOOST_AUTO_TEST_CASE(bad_files_stop_the_run_or_are_skipped) {
   BOOST_TEST(noSplitOutput(dir / "other", "train"));
 }
 
+// The frame size in a JPEG's SOF segment (baseline, extended or progressive), rewritten.
+void setFrameSize(std::vector<std::uint8_t>& jpeg, int w, int h) {
+  for (std::size_t i = 2; i + 8 < jpeg.size(); ++i) {
+    if (jpeg[i] == 0xFF && jpeg[i + 1] >= 0xC0 && jpeg[i + 1] <= 0xC2) {
+      jpeg[i + 5] = static_cast<std::uint8_t>(h >> 8);
+      jpeg[i + 6] = static_cast<std::uint8_t>(h);
+      jpeg[i + 7] = static_cast<std::uint8_t>(w >> 8);
+      jpeg[i + 8] = static_cast<std::uint8_t>(w);
+      return;
+    }
+  }
+  BOOST_FAIL("no SOF marker");
+}
+
+void writeFileBytes(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_data_and_pixel_bombs_are_refused_before_any_shard_looks_valid) {
+  const auto dir = metasemi::test::freshDir("prep_jpeg_corrupt");
+  const auto root = makeTree(dir);
+  const auto out = dir / "set";
+  const std::string run = "jpeg-shards --input " + root.string() + " --out " + out.string() +
+                          " --split train --images-per-shard 4";
+  const auto good = fileBytes(root / "n001_colour" / "n001_colour_0.JPEG");
+
+  // Entropy data cut short with the end marker kept: libjpeg only warns.
+  std::vector<std::uint8_t> cut(good.begin(),
+                                good.begin() + static_cast<std::ptrdiff_t>(good.size() * 2 / 3));
+  cut.push_back(0xFF);
+  cut.push_back(0xD9);
+  const fs::path cutFile = root / "n002_grey" / "n002_grey_9.JPEG";
+  writeFileBytes(cutFile, cut);
+  auto r = runCommand(prep(run));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  BOOST_TEST(r.output.find("metasemi-prep: " + cutFile.string() +
+                           ": corrupt or truncated JPEG: Corrupt JPEG data: premature end of "
+                           "data segment") != std::string::npos,
+             r.output);
+  BOOST_TEST(noSplitOutput(out, "train"));
+  fs::remove(cutFile);
+
+  // A small file whose header declares 20000x20000 pixels.
+  auto bomb = good;
+  setFrameSize(bomb, 20000, 20000);
+  const fs::path bombFile = root / "n003_progressive" / "bomb.JPEG";
+  writeFileBytes(bombFile, bomb);
+  r = runCommand(prep(run));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  BOOST_TEST(r.output.find("metasemi-prep: " + bombFile.string() +
+                           ": 20000x20000 pixels (400.00 Mpixel) is over the limit of 64 "
+                           "Mpixel") != std::string::npos,
+             r.output);
+  BOOST_TEST(noSplitOutput(out, "train"));
+  fs::remove(bombFile);
+
+  // The limit is a flag; the opencv-doc photos are all under 0.5 Mpixel... but not under 0.01.
+  r = runCommand(prep(run + " --max-megapixels 0.01"));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  BOOST_TEST(r.output.find("is over the limit of 0.01 Mpixel") != std::string::npos, r.output);
+  r = runCommand(prep(run + " --max-megapixels -1"));
+  BOOST_TEST(r.exitCode == 2, r.output);
+  BOOST_TEST(r.output.find("--max-megapixels must be in (0, 1e6], got -1") != std::string::npos,
+             r.output);
+  r = runCommand(prep(run));
+  BOOST_TEST(r.exitCode == 0, r.output);
+  // verify applies the same checks to what is stored.
+  r = runCommand(prep("verify --set " + out.string() + " --max-megapixels 0.01"));
+  BOOST_TEST(r.exitCode == 3, r.output);
+  BOOST_TEST(r.output.find("is over the limit") != std::string::npos, r.output);
+  r = runCommand(prep("verify --set " + out.string()));
+  BOOST_TEST(r.exitCode == 0, r.output);
+}
+
 BOOST_AUTO_TEST_CASE(imagenet_split_lists_feed_jpeg_shards) {
   const auto dir = metasemi::test::freshDir("prep_jpeg_imagenet_split");
   const auto root = makeTree(dir);

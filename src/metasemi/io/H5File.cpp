@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "metasemi/core/Files.h"
 #include "metasemi/io/Hdf5.h"
 #include "metasemi/io/Hdf5Check.h"
 
@@ -93,6 +94,29 @@ std::string where(const std::string& path, const std::string& name) {
   return fmt::format("'{}' ({})", path, name);
 }
 
+// True when every value of `stored` is exactly a value of `wanted`: HDF5 would otherwise
+// convert silently (float32 images to uint8 become black images; int64 to int32 clip).
+bool convertsExactly(DType stored, DType wanted) {
+  if (stored == wanted) return true;
+  switch (stored) {
+    case DType::kUInt8:
+      return true;
+    case DType::kInt32:
+      return wanted == DType::kInt64 || wanted == DType::kFloat64;
+    case DType::kFloat32:
+      return wanted == DType::kFloat64;
+    default:
+      return false;
+  }
+}
+
+void requireExactConversion(const std::string& path, const std::string& name, DType stored,
+                            DType wanted) {
+  MS_REQUIRE(convertsExactly(stored, wanted), core::IoError,
+             "'{}': dataset '{}' holds {} values, expected {}", path, name, dtypeName(stored),
+             dtypeName(wanted));
+}
+
 // Selects rows [first, first + rows) of the dataset space `fspace` whose extent is `dims`, and
 // returns a memory space of that selection's shape (the caller closes it).
 hid_t selectRows(hid_t fspace, std::vector<hsize_t> dims, hsize_t first, hsize_t rows,
@@ -164,9 +188,10 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
     }
     return;
   }
-  if (!std::filesystem::exists(path)) {
-    MS_THROW(core::IoError, "'{}': no such file", path);
-  }
+  const std::string problem = core::fileProblem(path);
+  MS_REQUIRE(problem.empty(), core::IoError, "'{}': {}", path, problem);
+  MS_REQUIRE(::access(path.c_str(), mode == Mode::kRead ? R_OK : R_OK | W_OK) == 0, core::IoError,
+             "'{}': cannot open: {}", path, std::strerror(errno));
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     detail::hdf5ErrorStack();
     MS_THROW(core::IoError, "'{}': not an HDF5 file (or truncated)", path);
@@ -307,6 +332,7 @@ void H5File::read(const std::string& name, DType dtype, void* out, std::int64_t 
   MS_REQUIRE(di.numElements() == count, core::IoError,
              "'{}': dataset '{}' has {} elements, expected {}", path_, name, di.numElements(),
              count);
+  requireExactConversion(path_, name, di.dtype, dtype);
   if (count == 0) return;
   Handle ds(MS_H5_CHECK(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
   MS_H5_CHECK(H5Dread(ds.get(), nativeType(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out),
@@ -319,6 +345,7 @@ void H5File::readRows(const std::string& name, DType dtype, std::int64_t first, 
   MS_REQUIRE(!di.shape.empty() && first >= 0 && rows >= 0 && first + rows <= di.shape[0],
              core::IoError, "'{}': rows [{}, {}) are outside dataset '{}' of {} rows", path_, first,
              first + rows, name, di.shape.empty() ? 0 : di.shape[0]);
+  requireExactConversion(path_, name, di.dtype, dtype);
   if (rows == 0) return;
   Handle ds(MS_H5_CHECK(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
   Handle fspace(MS_H5_CHECK(H5Dget_space(ds.get()), where(path_, name)));

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Utf8.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/ShardSplit.h"
 #include "metasemi/io/ShardWriter.h"
@@ -31,6 +32,12 @@ std::string joinNames(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
   return out.empty() ? "none" : out;
+}
+
+// The format fixes every dataset's element type; another one is a damaged or foreign file.
+void requireDType(const H5File& f, const std::string& name, const DatasetInfo& di, DType want) {
+  MS_REQUIRE(di.dtype == want, core::IoError, "{}: dataset '{}' holds {} values, expected {}",
+             f.path(), name, dtypeName(di.dtype), dtypeName(want));
 }
 
 }  // namespace
@@ -144,6 +151,9 @@ ShardSet ShardSet::open(const std::filesystem::path& dir, const std::string& spl
     info.mean = f.attrDoubles("/", "mean");
     info.std = f.attrDoubles("/", "std");
     info.statsSplit = f.attrString("/", "stats_split");
+    for (const char* name : {"shard_sizes", "labels"}) {
+      requireDType(f, name, f.info(name), DType::kInt64);
+    }
     info.shardSizes = f.readVector<std::int64_t>("shard_sizes");
     impl->labels = f.readVector<std::int64_t>("labels");
   }
@@ -151,6 +161,10 @@ ShardSet ShardSet::open(const std::filesystem::path& dir, const std::string& spl
       info.numClasses > 0 && static_cast<std::int64_t>(info.classNames.size()) == info.numClasses,
       core::IoError, "{}: num_classes is {} but class_names has {} entries", ip, info.numClasses,
       info.classNames.size());
+  for (const auto& c : info.classNames) {
+    MS_REQUIRE(core::isValidUtf8(c), core::IoError, "{}: class name '{}' is not valid UTF-8", ip,
+               core::printable(c));
+  }
   MS_REQUIRE(static_cast<std::int64_t>(impl->labels.size()) == info.numImages, core::IoError,
              "{}: num_images is {} but labels has {} entries", ip, info.numImages,
              impl->labels.size());
@@ -198,15 +212,23 @@ ShardSet ShardSet::open(const std::filesystem::path& dir, const std::string& spl
     const auto labelsInfo = f.info("labels");
     MS_REQUIRE(labelsInfo.shape == std::vector<std::int64_t>{n}, core::IoError,
                "{}: labels has {} entries, expected {}", sp, labelsInfo.numElements(), n);
+    requireDType(f, "labels", labelsInfo, DType::kInt64);
     if (info.storage == ImageStorage::kFixed) {
-      const auto shape = f.info("images").shape;
+      const auto images = f.info("images");
       const std::vector<std::int64_t> want{n, info.height, info.width, info.channels};
-      MS_REQUIRE(shape == want, core::IoError, "{}: images has shape {}, expected {}", sp,
-                 fmt::join(shape, "x"), fmt::join(want, "x"));
+      MS_REQUIRE(images.shape == want, core::IoError, "{}: images has shape {}, expected {}", sp,
+                 fmt::join(images.shape, "x"), fmt::join(want, "x"));
+      requireDType(f, "images", images, DType::kUInt8);
     } else {
-      const auto shape = f.info("jpeg_offsets").shape;
-      MS_REQUIRE(shape == std::vector<std::int64_t>{n + 1}, core::IoError,
-                 "{}: jpeg_offsets has shape {}, expected {}", sp, fmt::join(shape, "x"), n + 1);
+      const auto offsets = f.info("jpeg_offsets");
+      MS_REQUIRE(offsets.shape == std::vector<std::int64_t>{n + 1}, core::IoError,
+                 "{}: jpeg_offsets has shape {}, expected {}", sp, fmt::join(offsets.shape, "x"),
+                 n + 1);
+      requireDType(f, "jpeg_offsets", offsets, DType::kInt64);
+      const auto data = f.info("jpeg_data");
+      MS_REQUIRE(data.shape.size() == 1, core::IoError,
+                 "{}: jpeg_data has {} dimensions, expected 1", sp, data.shape.size());
+      requireDType(f, "jpeg_data", data, DType::kUInt8);
     }
   }
   return ShardSet(std::move(impl));

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/core/Utf8.h"
 #include "metasemi/io/H5File.h"
 
 namespace metasemi::io {
@@ -226,6 +227,11 @@ void writeShardIndex(const std::filesystem::path& dir, const ShardSetInfo& info,
            labels.size(), info.numImages);
   MS_CHECK(shardCrcs.size() == info.shardSizes.size(), "{} CRCs for {} shards", shardCrcs.size(),
            info.shardSizes.size());
+  for (const auto& c : info.classNames) {
+    MS_REQUIRE(core::isValidUtf8(c), core::IoError,
+               "{}: class name '{}' is not valid UTF-8 (the format stores UTF-8 strings)",
+               info.source, core::printable(c));
+  }
   createDirs(dir);
   AtomicOutput out(shardIndexPath(dir, info.split).string());
   {

@@ -6,6 +6,7 @@
 
 #include "metasemi/core/Error.h"
 #include "metasemi/models/StateDict.h"
+#include "metasemi/train/ConfigText.h"
 
 namespace metasemi::train {
 namespace {
@@ -103,6 +104,26 @@ RunState RunState::restore(const io::CheckpointState& s, const std::string& path
   io::restoreNamed(s.model, models::stateDict(net), path, "model");
   sgd.setMomentumBuffers(buffers);
   return p;
+}
+
+TrainConfig checkpointConfig(const io::CheckpointState& stored, const std::string& path) {
+  try {
+    return parseConfigText(stored.config, "checkpoint '" + path + "' config");
+  } catch (const core::ConfigError& e) {
+    MS_THROW(core::IoError, "damaged checkpoint: {}", e.what());
+  }
+}
+
+void requireFiniteTensors(const io::NamedTensors& tensors, const std::string& path,
+                          const std::string& what) {
+  for (const auto& [name, t] : tensors) {
+    if (!t.is_floating_point()) continue;
+    const auto bad = torch::logical_not(torch::isfinite(t)).sum().item<std::int64_t>();
+    MS_REQUIRE(bad == 0, core::IoError,
+               "checkpoint '{}': {} '{}' holds {} NaN or infinite value{} of {}: not a usable "
+               "model",
+               path, what, name, bad, bad == 1 ? "" : "s", t.numel());
+  }
 }
 
 }  // namespace metasemi::train

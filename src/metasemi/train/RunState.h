@@ -12,6 +12,7 @@
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/meta/Sgd.h"
 #include "metasemi/models/Network.h"
+#include "metasemi/train/TrainConfig.h"
 
 namespace metasemi::train {
 
@@ -41,5 +42,14 @@ struct RunState {
   static RunState restore(const io::CheckpointState& stored, const std::string& path,
                           models::Network& net, meta::Sgd& sgd);
 };
+
+/// The configuration a checkpoint was trained with (its `config` attribute). A damaged one is a
+/// damaged file: core::IoError naming `path`, not a flag error.
+TrainConfig checkpointConfig(const io::CheckpointState& stored, const std::string& path);
+
+/// Throws core::IoError naming `path` and the first tensor of `tensors` that holds a NaN or an
+/// infinity: such a model evaluates to numbers that look plausible and mean nothing.
+void requireFiniteTensors(const io::NamedTensors& tensors, const std::string& path,
+                          const std::string& what);
 
 }  // namespace metasemi::train
