@@ -59,7 +59,7 @@ Features readFeatures(const std::string& file) {
   core::requireFile(file, "--features");
   io::H5File f(file, io::H5File::Mode::kRead);
   requireDataset(f, file, "features", "float32 rows x feature dimension");
-  const auto info = f.info("features");
+  const auto info = f.infoForRead("features");
   MS_REQUIRE(info.shape.size() == 2 && info.shape[0] >= 1 && info.shape[1] >= 1, core::IoError,
              "{}: 'features' must be 2-d (rows x dimension), found {} dimensions", file,
              info.shape.size());

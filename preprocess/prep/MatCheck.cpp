@@ -231,20 +231,30 @@ void checkMatFile(const fs::path& path) {
   MS_REQUIRE(!ec, IoError, "{}: cannot read its size: {}", file, ec.message());
   std::ifstream in(path, std::ios::binary);
   MS_REQUIRE(in, IoError, "{}: cannot open", file);
+  // Only Level 5 files (SVHN's) and v7.3 files (HDF5, which checks its own reads) go to
+  // matio: its MATLAB 4 reader believes the sizes in a 20-byte header.
   std::array<std::uint8_t, 128> header{};
   in.read(reinterpret_cast<char*>(header.data()), header.size());
-  if (!in) return;  // not a Level 5 file; matio decides
   Reader r;
-  if (header[126] == 'I' && header[127] == 'M') {
-    r.swap = false;
-  } else if (header[126] == 'M' && header[127] == 'I') {
-    r.swap = true;
-  } else {
-    return;
-  }
+  const bool marked = in && ((header[126] == 'I' && header[127] == 'M') ||
+                             (header[126] == 'M' && header[127] == 'I'));
+  MS_REQUIRE(marked, IoError,
+             "{}: not a MATLAB 5 or 7.3 MAT-file (no endian mark at byte 126 of a 128-byte "
+             "header)",
+             file);
+  r.swap = header[126] == 'M';
   const std::uint16_t version = r.swap ? static_cast<std::uint16_t>(header[124] << 8 | header[125])
                                        : static_cast<std::uint16_t>(header[125] << 8 | header[124]);
-  if (version != 0x0100) return;  // 0x0200 is v7.3 (HDF5)
+  if (version == 0x0200) {
+    std::array<char, 8> signature{};
+    in.seekg(512);
+    in.read(signature.data(), signature.size());
+    MS_REQUIRE(in && std::memcmp(signature.data(), "\x89HDF\r\n\x1a\n", 8) == 0, IoError,
+               "{}: a MAT-file 7.3 header without the HDF5 file it announces at byte 512", file);
+    return;
+  }
+  MS_REQUIRE(version == 0x0100, IoError,
+             "{}: MAT-file version 0x{:04x}, expected 5 (0x0100) or 7.3 (0x0200)", file, version);
   std::uint64_t offset = 128;
   std::vector<std::uint8_t> head;
   for (int index = 0; offset < size; ++index) {

@@ -15,8 +15,8 @@ constexpr std::uint64_t kMaxMatVariableBytes = std::uint64_t{4} << 30;
 
 /// Throws core::IoError naming the file (and the variable, where it has one) when a Level 5
 /// MAT-file is truncated, a compressed variable does not inflate to its declared size, or a
-/// variable's data is shorter than its dimensions need. Files that are not Level 5 (v7.3 is
-/// HDF5, which checks its own reads) are left to matio.
+/// variable's data is shorter than its dimensions need; and for files that are neither Level 5
+/// nor v7.3 (HDF5, which checks its own reads: those go to matio unchecked).
 void checkMatFile(const std::filesystem::path& path);
 
 }  // namespace metasemi::prep

@@ -3,12 +3,14 @@
 // truncated MAT-files, JPEGs with corrupt data or too many pixels, IDX headers that claim more
 // than there is, shards of the wrong element type, damaged archives, class names that are not
 // UTF-8, and paths that are folders or cannot be read.
+#include <hdf5.h>
 #include <matio.h>
 #include <sys/resource.h>
 #include <turbojpeg.h>
 #include <zlib.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include "metasemi/core/Error.h"
@@ -17,6 +19,7 @@
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/ShardSet.h"
 #include "metasemi/io/ShardWriter.h"
+#include "metasemi/io/TensorIo.h"
 #include "prep/Jpeg.h"
 #include "prep/MatCheck.h"
 #include "prep/RawReaders.h"
@@ -204,6 +207,20 @@ BOOST_AUTO_TEST_CASE(mat_variables_must_hold_what_their_dimensions_need) {
   const std::string msg = errorOf([&] { prep::readSvhn(dir / "claims.mat"); });
   BOOST_TEST(msg.rfind((dir / "claims.mat").string() + ": ", 0) == 0u, msg);
   BOOST_TEST((contains(msg, "bound") || contains(msg, "dimensions need")), msg);
+
+  // A MATLAB 4 header (20 bytes) claiming 100000 x 100000 doubles: matio's v4 reader would
+  // allocate 80 GB; only Level 5 and v7.3 files are read.
+  std::vector<std::uint8_t> v4(283, 'M');
+  const std::uint32_t v4Header[5] = {0, 100000, 100000, 0, 2};
+  std::memcpy(v4.data(), v4Header, sizeof v4Header);
+  v4[20] = 'X';
+  v4[21] = 0;
+  writeBytes(dir / "v4.mat", v4);
+  AddressSpaceLimit limit(virtualBytes() + (rlim_t{512} << 20));
+  BOOST_TEST(errorOf([&] { prep::readSvhn(dir / "v4.mat"); }) ==
+             (dir / "v4.mat").string() +
+                 ": not a MATLAB 5 or 7.3 MAT-file (no endian mark at byte 126 of a 128-byte "
+                 "header)");
 }
 
 BOOST_AUTO_TEST_CASE(every_corrupt_data_warning_of_a_jpeg_is_an_error) {
@@ -464,4 +481,43 @@ BOOST_AUTO_TEST_CASE(paths_that_are_folders_or_unreadable_say_so) {
         core::describeError(e) == (dir / "loop-a").string() + ": Too many levels of symbolic links",
         core::describeError(e));
   }
+}
+
+BOOST_AUTO_TEST_CASE(hdf5_reads_follow_the_stored_bytes_not_the_declared_shape) {
+  const auto dir = metasemi::test::freshDir("bad_h5_claims");
+  const std::string path = (dir / "claims.h5").string();
+  {
+    // A chunked dataset declaring 10^10 floats (40 GB), none of them written; and a compressed
+    // one whose few stored bytes cannot inflate to what it declares.
+    const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims[2] = {100000, 100000}, chunk[2] = {100, 100};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    const hid_t ds =
+        H5Dcreate2(f, "weight", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pset_deflate(dcpl, 9);
+    const hid_t dz =
+        H5Dcreate2(f, "zipped", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    const std::vector<float> block(100 * 100, 0.0f);
+    const hsize_t start[2] = {0, 0};
+    const hid_t mem = H5Screate_simple(2, chunk, nullptr);
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, chunk, nullptr);
+    H5Dwrite(dz, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, block.data());
+    H5Sclose(mem);
+    H5Dclose(dz);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  AddressSpaceLimit limit(virtualBytes() + (rlim_t{512} << 20));
+  const io::H5File f(path, io::H5File::Mode::kRead);
+  BOOST_TEST(f.info("weight").numElements() == 10000000000);
+  BOOST_TEST(errorOf([&] { io::readTensor(f, "weight"); }) ==
+             "'" + path +
+                 "': dataset 'weight' declares 10000000000 elements (40000000000 bytes) but the "
+                 "file stores 0 bytes of it");
+  BOOST_TEST(contains(errorOf([&] { f.readVector<float>("zipped"); }),
+                      "dataset 'zipped' declares 10000000000 elements"));
 }

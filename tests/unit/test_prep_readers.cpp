@@ -145,7 +145,9 @@ BOOST_AUTO_TEST_CASE(svhn_mat_file_is_transposed_to_hwc_and_10_means_0) {
              (dir / "count.mat").string() + ": y has 2 labels (2x1), X 3 images");
   writeFile(dir / "text.mat", {'h', 'e', 'l', 'l', 'o'});
   BOOST_TEST(errorOf([&] { prep::readSvhn(dir / "text.mat"); }) ==
-             (dir / "text.mat").string() + ": not a MATLAB file matio can read");
+             (dir / "text.mat").string() +
+                 ": not a MATLAB 5 or 7.3 MAT-file (no endian mark at byte 126 of a 128-byte "
+                 "header)");
 }
 
 BOOST_AUTO_TEST_CASE(cifar100_records_fine_and_coarse) {

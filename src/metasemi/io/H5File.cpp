@@ -327,6 +327,23 @@ DatasetInfo H5File::info(const std::string& name) const {
   return out;
 }
 
+DatasetInfo H5File::infoForRead(const std::string& name) const {
+  const DatasetInfo di = info(name);
+  if (di.numElements() == 0) return di;
+  Handle ds(MS_H5_CHECK(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), where(path_, name)));
+  Handle plist(MS_H5_CHECK(H5Dget_create_plist(ds.get()), where(path_, name)));
+  const int filters = H5Pget_nfilters(plist.get());
+  const auto stored = static_cast<double>(H5Dget_storage_size(ds.get()));
+  const double declared =
+      static_cast<double>(di.numElements()) * static_cast<double>(dtypeSize(di.dtype));
+  const bool plausible = filters > 0 ? declared <= stored * 1100.0 + 65536.0 : stored >= declared;
+  MS_REQUIRE(plausible, core::IoError,
+             "'{}': dataset '{}' declares {} elements ({:.0f} bytes) but the file stores {:.0f} "
+             "bytes of it",
+             path_, name, di.numElements(), declared, stored);
+  return di;
+}
+
 void H5File::read(const std::string& name, DType dtype, void* out, std::int64_t count) const {
   const DatasetInfo di = info(name);
   MS_REQUIRE(di.numElements() == count, core::IoError,

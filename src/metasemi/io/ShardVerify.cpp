@@ -25,7 +25,7 @@ std::vector<std::string> verifyShard(const ShardSet& set, std::int64_t shard,
   H5File f(sp, H5File::Mode::kRead);
   const bool jpeg = info.storage == ImageStorage::kJpeg;
   const char* dataName = jpeg ? "jpeg_data" : "images";
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(f.info(dataName).numElements()));
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(f.infoForRead(dataName).numElements()));
   f.read(dataName, DType::kUInt8, data.data(), static_cast<std::int64_t>(data.size()));
   const std::uint32_t crc = crc32Of(data.data(), data.size());
   const auto stored = static_cast<std::uint32_t>(f.attrInt("/", "data_crc32"));

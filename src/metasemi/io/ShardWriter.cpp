@@ -206,7 +206,7 @@ std::optional<ShardSummary> readShardSummaryFile(const std::filesystem::path& pa
     }
     if (checkData) {
       const char* name = h.storage == ImageStorage::kJpeg ? "jpeg_data" : "images";
-      std::vector<std::uint8_t> data(static_cast<std::size_t>(f.info(name).numElements()));
+      std::vector<std::uint8_t> data(static_cast<std::size_t>(f.infoForRead(name).numElements()));
       f.read(name, DType::kUInt8, data.data(), static_cast<std::int64_t>(data.size()));
       if (crc32Of(data.data(), data.size()) != s.dataCrc) return std::nullopt;
       if (crc32Of(s.labels.data(), s.labels.size() * 8) !=

@@ -47,7 +47,7 @@ void writeTensor(H5File& file, const std::string& name, const torch::Tensor& t,
 }
 
 torch::Tensor readTensor(const H5File& file, const std::string& name) {
-  const DatasetInfo di = file.info(name);
+  const DatasetInfo di = file.infoForRead(name);
   torch::Tensor t = torch::empty(di.shape, torch::TensorOptions().dtype(scalarTypeOf(di.dtype)));
   file.read(name, di.dtype, t.data_ptr(), di.numElements());
   return t;
