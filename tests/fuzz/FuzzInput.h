@@ -11,6 +11,7 @@
 #include <string>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/io/ShardWriter.h"
 
 namespace metasemi::fuzz {
 
@@ -33,6 +34,25 @@ inline std::filesystem::path asFile(const std::uint8_t* data, std::size_t size,
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return p;
+}
+
+/// Writes a valid one-shard set of split "train" into `dir`: 6 grey 2x2 images in 2 classes
+/// (the set the shard targets put fuzzed files into, and their seeds).
+inline void writeToySet(const std::filesystem::path& dir, const std::string& source) {
+  io::ShardSetInfo h;
+  h.dataset = "toy";
+  h.split = "train";
+  h.source = source;
+  h.storage = io::ImageStorage::kFixed;
+  h.numClasses = 2;
+  h.classNames = {"a", "b"};
+  h.height = h.width = 2;
+  h.channels = h.decodedChannels = 1;
+  std::vector<std::uint8_t> images(24, 9);
+  std::vector<std::int64_t> labels{0, 1, 0, 1, 0, 1};
+  io::ShardWriter w(dir, h, 8);
+  w.addImages(images.data(), labels.data(), 6);
+  w.finish();
 }
 
 /// Runs `f`; a core::Error (the one-line refusal every reader owes bad input) is the expected

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <vector>
 
+#include "FuzzInput.h"
 #include "metasemi/io/Checkpoint.h"
 #include "metasemi/io/ShardWriter.h"
 
@@ -102,23 +103,8 @@ int main(int argc, char** argv) {
   put(out / "jpeg" / "progressive.jpg", jpeg(48, 32, TJPF_RGB, TJFLAG_PROGRESSIVE));
   put(out / "jpeg" / "cmyk.jpg", jpeg(16, 16, TJPF_CMYK, 0));
 
-  io::ShardSetInfo h;
-  h.dataset = "toy";
-  h.split = "train";
-  h.source = "seed";
-  h.storage = io::ImageStorage::kFixed;
-  h.numClasses = 2;
-  h.classNames = {"a", "b"};
-  h.height = h.width = 2;
-  h.channels = h.decodedChannels = 1;
-  std::vector<std::uint8_t> images(24, 9);
-  std::vector<std::int64_t> labels{0, 1, 0, 1, 0, 1};
   const fs::path set = out / "set";
-  {
-    io::ShardWriter w(set, h, 8);
-    w.addImages(images.data(), labels.data(), 6);
-    w.finish();
-  }
+  metasemi::fuzz::writeToySet(set, "seed");
   fs::create_directories(out / "shard_index");
   fs::create_directories(out / "shard_data");
   fs::copy_file(io::shardIndexPath(set, "train"), out / "shard_index" / "index.h5");

@@ -145,6 +145,21 @@ rlim_t virtualBytes() {
   return static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE));
 }
 
+// The header of a split "train" of fixed grey side x side images in the classes `names`.
+io::ShardSetInfo greyHeader(const std::string& source, const std::vector<std::string>& names,
+                            std::int64_t side) {
+  io::ShardSetInfo h;
+  h.dataset = "toy";
+  h.split = "train";
+  h.source = source;
+  h.storage = io::ImageStorage::kFixed;
+  h.numClasses = static_cast<std::int64_t>(names.size());
+  h.classNames = names;
+  h.height = h.width = side;
+  h.channels = h.decodedChannels = 1;
+  return h;
+}
+
 std::vector<std::uint8_t> idxHeader(std::uint32_t magic, const std::vector<std::uint32_t>& dims) {
   std::vector<std::uint8_t> out;
   auto put = [&](std::uint32_t v) {
@@ -333,15 +348,7 @@ BOOST_AUTO_TEST_CASE(idx_headers_are_checked_against_the_data_before_allocating)
 
 BOOST_AUTO_TEST_CASE(datasets_of_another_element_type_are_refused) {
   const auto dir = metasemi::test::freshDir("bad_dtype");
-  io::ShardSetInfo h;
-  h.dataset = "toy";
-  h.split = "train";
-  h.source = "test";
-  h.storage = io::ImageStorage::kFixed;
-  h.numClasses = 2;
-  h.classNames = {"a", "b"};
-  h.height = h.width = 2;
-  h.channels = h.decodedChannels = 1;
+  const io::ShardSetInfo h = greyHeader("test", {"a", "b"}, 2);
   std::vector<std::uint8_t> images(4 * 4, 200);
   std::vector<std::int64_t> labels{0, 1, 0, 1};
   {
@@ -394,15 +401,7 @@ BOOST_AUTO_TEST_CASE(class_names_must_be_utf8) {
   BOOST_TEST(core::printable("caf\xe9") == "caf\\xe9");
 
   const auto dir = metasemi::test::freshDir("bad_utf8");
-  io::ShardSetInfo h;
-  h.dataset = "toy";
-  h.split = "train";
-  h.source = "classes.txt";
-  h.storage = io::ImageStorage::kFixed;
-  h.numClasses = 2;
-  h.classNames = {"ok", "caf\xe9"};
-  h.height = h.width = 1;
-  h.channels = h.decodedChannels = 1;
+  const io::ShardSetInfo h = greyHeader("classes.txt", {"ok", "caf\xe9"}, 1);
   std::vector<std::uint8_t> images{1, 2};
   std::vector<std::int64_t> labels{0, 1};
   const std::string msg = errorOf([&] {
