@@ -6,6 +6,8 @@
 // a seeded Gaussian random matrix: real clustered data of the width of ConvLarge's features.
 // Both embeddings are scored by the same KL(P || Q): P = this program's sparse affinities
 // (perplexity 30, 91 neighbours, as scikit-learn builds them), Z summed exactly over all pairs.
+// --methods times this implementation's exact and Barnes-Hut gradients side by side (scored by
+// the same sparse-P KL; "own KL" is the KL each run optimised).
 #include <zlib.h>
 
 #include <boost/program_options.hpp>
@@ -128,7 +130,7 @@ SklearnRun runSklearn(const std::string& script, const fs::path& work, const flo
 }
 
 int benchMain(int argc, char** argv) {
-  std::string sizesArg, dataDir, script, workDir;
+  std::string sizesArg, methodsArg, dataDir, script, workDir;
   std::size_t dim;
   int threads;
   std::uint64_t seed;
@@ -136,6 +138,8 @@ int benchMain(int argc, char** argv) {
   po::options_description opts("metasemi-bench-tsne options");
   opts.add_options()("help,h", "show this help")(
       "sizes", po::value(&sizesArg)->default_value("5000,20000"), "comma-separated point counts")(
+      "methods", po::value(&methodsArg)->default_value("barnes-hut"),
+      "comma-separated gradients of this implementation to time: barnes-hut, exact")(
       "dim", po::value(&dim)->default_value(128), "feature dimension")(
       "threads", po::value(&threads)->default_value(2), "threads for both implementations")(
       "seed", po::value(&seed)->default_value(0), "seed")(
@@ -162,6 +166,17 @@ int benchMain(int argc, char** argv) {
     std::string item;
     while (std::getline(in, item, ',')) sizes.push_back(std::stoul(item));
   }
+  std::vector<post::TsneMethod> methods;
+  {
+    std::istringstream in(methodsArg);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      MS_REQUIRE(item == "exact" || item == "barnes-hut", core::ConfigError,
+                 "--methods: expected exact or barnes-hut, got '{}'", item);
+      methods.push_back(item == "exact" ? post::TsneMethod::kExact : post::TsneMethod::kBarnesHut);
+    }
+    MS_REQUIRE(!methods.empty(), core::ConfigError, "--methods: give at least one method");
+  }
   fs::create_directories(workDir);
   std::size_t maxN = 0;
   for (auto s : sizes) maxN = std::max(maxN, s);
@@ -175,25 +190,36 @@ int benchMain(int argc, char** argv) {
     post::TsneOptions o;
     o.threads = threads;
     o.seed = seed;
-    o.method = post::TsneMethod::kBarnesHut;
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto ours = post::runTsne(features.data(), n, dim, o);
-    const double ourSeconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%8zu %14s %10.2f %10.2f %10.2f %12.5f %10s %9s %9s\n", n, "metasemi",
-                ours.affinitySeconds, ours.optimizeSeconds, ourSeconds, ours.kl, "-", "-", "-");
-    std::fflush(stdout);
+    const auto p = post::sparseAffinities(features.data(), n, dim, o.perplexity,
+                                          std::min<std::size_t>(n - 1, 91), threads);
+    // scikit-learn is compared with the first of --methods.
+    double ourSeconds = 0.0, ourKl = 0.0;
+    for (std::size_t m = 0; m < methods.size(); ++m) {
+      o.method = methods[m];
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto ours = post::runTsne(features.data(), n, dim, o);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double kl = post::klDivergence(p, ours.embedding, threads);
+      if (m == 0) {
+        ourSeconds = seconds;
+        ourKl = kl;
+      }
+      const std::string impl =
+          std::string("metasemi ") + (o.method == post::TsneMethod::kExact ? "exact" : "bh");
+      std::printf("%8zu %14s %10.2f %10.2f %10.2f %12.5f %10.5f %9s %9s\n", n, impl.c_str(),
+                  ours.affinitySeconds, ours.optimizeSeconds, seconds, kl, ours.kl, "-", "-");
+      std::fflush(stdout);
+    }
     if (skipSklearn) continue;
     const auto sk = runSklearn(script, workDir, features.data(), n, dim, threads, seed);
     if (!sk.ok) {
       std::printf("%8zu %14s  (failed)\n", n, "scikit-learn");
       continue;
     }
-    const auto p = post::sparseAffinities(features.data(), n, dim, o.perplexity,
-                                          std::min<std::size_t>(n - 1, 91), threads);
     const double skKl = post::klDivergence(p, sk.embedding, threads);
     std::printf("%8zu %14s %10s %10s %10.2f %12.5f %10.5f %8.2fx %9.4f\n", n, "scikit-learn", "-",
-                "-", sk.seconds, skKl, sk.ownKl, sk.seconds / ourSeconds, ours.kl / skKl);
+                "-", sk.seconds, skKl, sk.ownKl, sk.seconds / ourSeconds, ourKl / skKl);
     std::fflush(stdout);
   }
   return 0;

@@ -1,7 +1,9 @@
 // metasemi-tsne end to end on a features file: embedding saved and reusable, figure of the
-// requested size; bad input ends with one line and a non-zero exit code.
+// requested size; bad input ends with one line and a non-zero exit code; the program does not
+// load LibTorch.
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -110,4 +112,48 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_and_a_non_zero_exit) {
     BOOST_CHECK_MESSAGE(r.output.find(c.expected) != std::string::npos, r.output);
   }
   BOOST_CHECK(!fs::exists(dir / "out" / "embedding.h5"));
+}
+
+BOOST_AUTO_TEST_CASE(the_tool_does_not_load_libtorch) {
+  // Loading LibTorch costs about a second per start, for a program that needs no tensors.
+  auto libraries = [](const std::string& listing, const std::string& marker, char open,
+                      char close) {
+    std::vector<std::string> names;
+    std::istringstream lines(listing);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.find(marker) == std::string::npos) continue;
+      const auto a = line.find(open);
+      const auto b = line.find(close, a + 1);
+      if (a != std::string::npos && b != std::string::npos) {
+        names.push_back(line.substr(a + 1, b - a - 1));
+      }
+    }
+    return names;
+  };
+  auto isTorch = [](const std::string& name) {
+    const std::string base = fs::path(name).filename().string();
+    return base.rfind("libtorch", 0) == 0 || base.rfind("libc10", 0) == 0;
+  };
+  // Direct dependencies: "0x... (NEEDED)  Shared library: [libfoo.so.1]".
+  const auto elf = test::runCommand("readelf -d " + tool());
+  BOOST_REQUIRE_EQUAL(elf.exitCode, 0);
+  const auto needed = libraries(elf.output, "(NEEDED)", '[', ']');
+  // The C library is always there: an empty list would mean the listing was not understood.
+  BOOST_REQUIRE(!needed.empty());
+  for (const auto& lib : needed) BOOST_CHECK_MESSAGE(!isTorch(lib), "NEEDED " << lib);
+  // Everything the loader brings in: "\tlibfoo.so.1 => /path/libfoo.so.1 (0x...)".
+  const auto ldd = test::runCommand("ldd " + tool());
+  BOOST_REQUIRE_EQUAL(ldd.exitCode, 0);
+  std::istringstream lines(ldd.output);
+  std::string line;
+  std::size_t loaded = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string first;
+    if (!(words >> first)) continue;
+    ++loaded;
+    BOOST_CHECK_MESSAGE(!isTorch(first), "loads " << line);
+  }
+  BOOST_CHECK_GE(loaded, needed.size());
 }

@@ -2,6 +2,7 @@
 // (brute force, central finite differences in double precision).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -45,6 +46,48 @@ double relativeError(const std::vector<double>& a, const std::vector<double>& b)
     norm += b[i] * b[i];
   }
   return std::sqrt(diff / norm);
+}
+
+// e sum_{i != j} p_ij log(1 + |y_i - y_j|^2) + log Z: the objective whose gradient is the
+// exaggerated t-SNE gradient 4 sum_j (e p_ij - q_ij) w_ij (y_i - y_j); for e = 1 and P summing
+// to 1 it is KL(P || Q) less the constant sum p log p.
+double exaggeratedObjective(const std::vector<double>& p, const std::vector<double>& y,
+                            std::size_t n, double e) {
+  double attract = 0.0, z = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
+      attract += p[i * n + j] * std::log1p(dx * dx + dy * dy);
+      z += 1.0 / (1.0 + dx * dx + dy * dy);
+    }
+  }
+  return e * attract + std::log(z);
+}
+
+// KL(eP || Q) summed directly over the non-zero p_ij, both factors clipped at float64 epsilon.
+double directKl(const std::vector<double>& p, const std::vector<double>& y, std::size_t n,
+                double e) {
+  const double eps = std::numeric_limits<double>::epsilon();
+  std::vector<double> w(n * n, 0.0);
+  double z = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
+      w[i * n + j] = 1.0 / (1.0 + dx * dx + dy * dy);
+      z += w[i * n + j];
+    }
+  }
+  double kl = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      const double pe = e * p[i * n + j];
+      if (i == j || !(pe > 0)) continue;
+      kl += pe * std::log(std::max(pe, eps) / std::max(w[i * n + j] / z, eps));
+    }
+  }
+  return kl;
 }
 
 }  // namespace
@@ -132,6 +175,54 @@ BOOST_AUTO_TEST_CASE(exact_gradient_matches_central_finite_differences) {
   }
   BOOST_TEST_MESSAGE("relative error of the exact gradient: " << relativeError(grad, numeric));
   BOOST_CHECK_LT(relativeError(grad, numeric), 1e-7);
+}
+
+BOOST_AUTO_TEST_CASE(exaggerated_exact_gradient_matches_central_finite_differences) {
+  // n = 13 is not a multiple of the four lanes the rows are summed in.
+  const std::size_t n = 13, d = 5;
+  const auto x = randomFeatures(n, d, 41);
+  const auto p = post::denseAffinities(x.data(), n, d, 3.0, 2);
+  auto y = randomEmbedding(n, 3.0, 42);
+  for (const double e : {1.0, 12.0}) {
+    std::vector<double> grad;
+    post::klGradientExact(p, y, n, grad, 3, e);
+    BOOST_REQUIRE_EQUAL(grad.size(), 2 * n);
+    const double h = 1e-5;
+    std::vector<double> numeric(2 * n);
+    for (std::size_t k = 0; k < 2 * n; ++k) {
+      const double saved = y[k];
+      y[k] = saved + h;
+      const double plus = exaggeratedObjective(p, y, n, e);
+      y[k] = saved - h;
+      const double minus = exaggeratedObjective(p, y, n, e);
+      y[k] = saved;
+      numeric[k] = (plus - minus) / (2.0 * h);
+    }
+    BOOST_TEST_MESSAGE("exaggeration " << e << ": relative error of the exact gradient "
+                                       << relativeError(grad, numeric));
+    BOOST_CHECK_LT(relativeError(grad, numeric), 1e-7);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(exact_kl_matches_a_direct_sum_with_clipping) {
+  // Entries below epsilon in P and a far point (q below epsilon) exercise both clips.
+  const std::size_t n = 11, d = 4;
+  const auto x = randomFeatures(n, d, 51);
+  auto p = post::denseAffinities(x.data(), n, d, 2.5, 1);
+  p[0 * n + 5] = p[5 * n + 0] = 1e-20;
+  p[3 * n + 7] = p[7 * n + 3] = 0.0;
+  auto y = randomEmbedding(n, 2.0, 52);
+  y[2 * 9] = 1e9;
+  for (const double e : {1.0, 12.0}) {
+    std::vector<double> one, three;
+    const double kl1 = post::klGradientExact(p, y, n, one, 1, e);
+    const double kl3 = post::klGradientExact(p, y, n, three, 3, e);
+    BOOST_CHECK_CLOSE(kl1, directKl(p, y, n, e), 1e-10);
+    // Rows are summed in a fixed order whatever the thread count.
+    BOOST_CHECK_EQUAL(kl1, kl3);
+    BOOST_CHECK(one == three);
+  }
+  BOOST_CHECK_CLOSE(post::klDivergence(p, y, n, 2), directKl(p, y, n, 1.0), 1e-10);
 }
 
 BOOST_AUTO_TEST_CASE(barnes_hut_with_theta_zero_is_the_exact_gradient) {

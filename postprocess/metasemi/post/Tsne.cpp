@@ -7,7 +7,12 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Random.h"
@@ -604,41 +609,277 @@ std::vector<double> denseAffinities(const float* x, std::size_t n, std::size_t d
   return p;
 }
 
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Exact gradient: one pass over the pairs i < j per iteration, without storing W. With
+// dC/dy_i = 4 sum_j (e p_ij - w_ij / Z) w_ij (y_i - y_j), row i needs z_i = sum_j w_ij, the
+// attraction sum_j p_ij w_ij (y_i - y_j) and the repulsion sum_j w_ij^2 (y_i - y_j); the
+// repulsion is divided by Z = sum_i z_i afterwards, and the exaggeration e is a factor on the
+// attraction. P and W are symmetric and y_j - y_i = -(y_i - y_j), so each pair is evaluated once
+// and enters both rows.
+//
+// The pairs are cut into square tiles of kTile x kTile; tile (I, J), I <= J, writes the sums of
+// the rows of block I over the columns of block J and those of the rows of J over I into their
+// own slots, slot(K, r) = row r's sums over block K. Every slot has one writer, and row r adds its
+// slots in block order, so the result does not depend on the number of threads or on which
+// thread ran which tile.
+
+constexpr std::size_t kTile = 128;
+static_assert(kTile % (2 * kLanes) == 0, "tiles hold whole vectors and pairs of rows");
+constexpr int kSums = 5;  // z, attraction x, y, repulsion x, y
+
+// One tile: rows [i0, i1) against columns [j0, j1), only the pairs j > i on the diagonal
+// (i0 == j0). Writes the five sums of the tile's rows over its columns to `rowOut` (indexed from
+// i0) and those of its columns over its rows to `colOut` (from j0), each sum an array `stride`
+// apart; on the diagonal both are the same slots and hold the total. Rows are taken two at a
+// time, so that each column's running sums are loaded and stored once per two rows; they live in
+// a local buffer of whole vectors. Off the diagonal a tile has an even number of rows (only the
+// last block is short, and its tiles with I < J have it as J); on the diagonal an odd last row
+// has no pair j > i left in the tile.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void exactTile(const double* xs, const double* ys, const double* p, std::size_t n, std::size_t i0,
+               std::size_t i1, std::size_t j0, std::size_t j1, double* rowOut, double* colOut,
+               std::size_t stride) {
+  const bool diagonal = i0 == j0;
+  Vec4d col[kTile / kLanes][kSums];
+  const std::size_t vectors = (j1 - j0 + kLanes - 1) / kLanes;
+  for (std::size_t v = 0; v < vectors; ++v) {
+    for (auto& c : col[v]) c = Vec4d{};
+  }
+  // Columns [j0, wholeEnd) form whole vectors.
+  const std::size_t wholeEnd = j0 + (j1 - j0) / kLanes * kLanes;
+  // One pair outside the vector loop: its terms go to the row's `sums` and the column's lane.
+  auto scalarPair = [&](std::size_t i, std::size_t j, double* sums) {
+    const double dx = xs[i] - xs[j], dy = ys[i] - ys[j];
+    const double w = 1.0 / (1.0 + dx * dx + dy * dy);
+    const double pw = p[i * n + j] * w, ww = w * w;
+    const double f[kSums] = {w, pw * dx, pw * dy, ww * dx, ww * dy};
+    Vec4d* c = col[(j - j0) / kLanes];
+    const std::size_t lane = (j - j0) % kLanes;
+    sums[0] += f[0];
+    c[0][lane] += f[0];
+    for (int q = 1; q < kSums; ++q) {
+      sums[q] += f[q];
+      c[q][lane] -= f[q];
+    }
+  };
+  const Vec4d one = {1.0, 1.0, 1.0, 1.0};
+  for (std::size_t i = i0; i + 1 < i1; i += 2) {
+    double sa[kSums] = {}, sb[kSums] = {};
+    std::size_t jStart = j0;
+    if (diagonal) {
+      scalarPair(i, i + 1, sa);
+      jStart = i + 2;
+    }
+    const std::size_t vecBegin =
+        std::min(wholeEnd, j0 + (jStart - j0 + kLanes - 1) / kLanes * kLanes);
+    for (std::size_t j = jStart; j < vecBegin; ++j) {
+      scalarPair(i, j, sa);
+      scalarPair(i + 1, j, sb);
+    }
+    const double xa = xs[i], ya = ys[i], xb = xs[i + 1], yb = ys[i + 1];
+    const double* pa = p + i * n;
+    const double* pb = pa + n;
+    Vec4d za{}, axa{}, aya{}, rxa{}, rya{}, zb{}, axb{}, ayb{}, rxb{}, ryb{};
+    for (std::size_t j = vecBegin; j < wholeEnd; j += kLanes) {
+      Vec4d x, y, pva, pvb;
+      std::memcpy(&x, xs + j, sizeof(x));
+      std::memcpy(&y, ys + j, sizeof(y));
+      std::memcpy(&pva, pa + j, sizeof(pva));
+      std::memcpy(&pvb, pb + j, sizeof(pvb));
+      const Vec4d dxa = xa - x, dya = ya - y, dxb = xb - x, dyb = yb - y;
+      const Vec4d wa = one / (one + dxa * dxa + dya * dya);
+      const Vec4d wb = one / (one + dxb * dxb + dyb * dyb);
+      const Vec4d pwa = pva * wa, wwa = wa * wa, pwb = pvb * wb, wwb = wb * wb;
+      const Vec4d fa1 = pwa * dxa, fa2 = pwa * dya, fa3 = wwa * dxa, fa4 = wwa * dya;
+      const Vec4d fb1 = pwb * dxb, fb2 = pwb * dyb, fb3 = wwb * dxb, fb4 = wwb * dyb;
+      za += wa;
+      axa += fa1;
+      aya += fa2;
+      rxa += fa3;
+      rya += fa4;
+      zb += wb;
+      axb += fb1;
+      ayb += fb2;
+      rxb += fb3;
+      ryb += fb4;
+      Vec4d* c = col[(j - j0) / kLanes];
+      c[0] += wa + wb;
+      c[1] -= fa1 + fb1;
+      c[2] -= fa2 + fb2;
+      c[3] -= fa3 + fb3;
+      c[4] -= fa4 + fb4;
+    }
+    for (std::size_t j = std::max(wholeEnd, jStart); j < j1; ++j) {
+      scalarPair(i, j, sa);
+      scalarPair(i + 1, j, sb);
+    }
+    const Vec4d va[kSums] = {za, axa, aya, rxa, rya}, vb[kSums] = {zb, axb, ayb, rxb, ryb};
+    for (int q = 0; q < kSums; ++q) {
+      rowOut[q * stride + (i - i0)] = (va[q][0] + va[q][1]) + (va[q][2] + va[q][3]) + sa[q];
+      rowOut[q * stride + (i + 1 - i0)] = (vb[q][0] + vb[q][1]) + (vb[q][2] + vb[q][3]) + sb[q];
+    }
+  }
+  if (diagonal && (i1 - i0) % 2 == 1) {
+    for (int q = 0; q < kSums; ++q) rowOut[q * stride + (i1 - 1 - i0)] = 0.0;
+  }
+  for (std::size_t j = j0; j < j1; ++j) {
+    const Vec4d* c = col[(j - j0) / kLanes];
+    const std::size_t lane = (j - j0) % kLanes;
+    for (int q = 0; q < kSums; ++q) {
+      double& out = colOut[q * stride + (j - j0)];
+      out = diagonal ? out + c[q][lane] : c[q][lane];
+    }
+  }
+}
+
+// Treats subnormal operands and results as zero on this thread while alive. For well-separated
+// clusters dense P holds probabilities below the normal range (exp() of large negative numbers),
+// and products with w fall there too; x86 takes a slow path for each such operation, which made
+// the tile loop more than twice as slow when a third of P was subnormal. A value below DBL_MIN
+// (2.2e-308) is far under the rounding unit of the row sums it enters (each row of P sums to
+// about 1 / n), so flushing it leaves those sums as they are.
+class FlushSubnormals {
+ public:
+#if defined(__SSE2__)
+  FlushSubnormals() : saved_(_mm_getcsr()) {
+    _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero);
+  }
+  ~FlushSubnormals() { _mm_setcsr(saved_); }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+ private:
+  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;
+  unsigned saved_;
+#endif
+};
+
+// The exact gradient and KL for one dense symmetric P, with its buffers allocated once.
+class ExactGradient {
+ public:
+  ExactGradient(const std::vector<double>& p, std::size_t n, int threads)
+      : p_(p),
+        n_(n),
+        threads_(threads),
+        blocks_((n + kTile - 1) / kTile),
+        xs_(n),
+        ys_(n),
+        slots_(blocks_ * kSums * n),
+        sums_(kSums * n),
+        rowSum_(n) {
+    MS_REQUIRE(p.size() == n * n, core::ConfigError,
+               "exact t-SNE: P has {} entries, expected {} x {}", p.size(), n, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = i + 1; j < n; ++j) {
+        MS_REQUIRE(p[i * n + j] == p[j * n + i], core::ConfigError,
+                   "exact t-SNE: P must be symmetric, P[{}][{}] != P[{}][{}]", i, j, j, i);
+      }
+    }
+    for (std::size_t b = 0; b < blocks_; ++b) {
+      for (std::size_t c = b; c < blocks_; ++c) tiles_.emplace_back(b, c);
+    }
+  }
+
+  // Writes the gradient (2n) for P scaled by `exaggeration` at `y` and returns Z.
+  double gradient(const std::vector<double>& y, double exaggeration, std::vector<double>& grad) {
+    for (std::size_t i = 0; i < n_; ++i) {
+      xs_[i] = y[2 * i];
+      ys_[i] = y[2 * i + 1];
+    }
+    parallelForDynamic(tiles_.size(), 1, threads_, [&](std::size_t t0, std::size_t t1, int) {
+      const FlushSubnormals flush;
+      for (std::size_t t = t0; t < t1; ++t) {
+        const auto [bi, bj] = tiles_[t];
+        const std::size_t i0 = bi * kTile, i1 = std::min(n_, i0 + kTile);
+        const std::size_t j0 = bj * kTile, j1 = std::min(n_, j0 + kTile);
+        exactTile(xs_.data(), ys_.data(), p_.data(), n_, i0, i1, j0, j1, slot(bj, i0), slot(bi, j0),
+                  n_);
+      }
+    });
+    std::copy(slots_.begin(), slots_.begin() + kSums * n_, sums_.begin());
+    for (std::size_t b = 1; b < blocks_; ++b) {
+      const double* s = slot(b, 0);
+      for (std::size_t e = 0; e < kSums * n_; ++e) sums_[e] += s[e];
+    }
+    const double* z = sums_.data();
+    const double *ax = z + n_, *ay = z + 2 * n_, *rx = z + 3 * n_, *ry = z + 4 * n_;
+    const double total = std::accumulate(z, z + n_, 0.0);
+    grad.resize(2 * n_);
+    for (std::size_t i = 0; i < n_; ++i) {
+      grad[2 * i] = 4.0 * (exaggeration * ax[i] - rx[i] / total);
+      grad[2 * i + 1] = 4.0 * (exaggeration * ay[i] - ry[i] / total);
+    }
+    return total;
+  }
+
+  // sum over the non-zero p_ij (i != j) of p_ij log max(e p_ij, eps): the part of KL(eP || Q)
+  // that does not depend on the embedding, divided by e. Twice the sum over i < j.
+  double pLogP(double exaggeration) {
+    upperRows([&](std::size_t i) {
+      const double* p = p_.data() + i * n_;
+      double s = 0.0;
+      for (std::size_t j = i + 1; j < n_; ++j) {
+        if (p[j] > 0) s += p[j] * std::log(std::max(exaggeration * p[j], kEps));
+      }
+      return s;
+    });
+    return 2.0 * std::accumulate(rowSum_.begin(), rowSum_.end(), 0.0);
+  }
+
+  // KL(eP || Q) = e (sum p log max(e p, eps) - sum p log max(q, eps)) over the non-zero p_ij, at
+  // the embedding of the last gradient() call, whose Z was `z`; `pLogP` = pLogP(e).
+  double kl(double z, double exaggeration, double pLogP) {
+    upperRows([&](std::size_t i) {
+      const double* p = p_.data() + i * n_;
+      double s = 0.0;
+      for (std::size_t j = i + 1; j < n_; ++j) {
+        if (!(p[j] > 0)) continue;
+        const double dx = xs_[i] - xs_[j], dy = ys_[i] - ys_[j];
+        const double q = 1.0 / (1.0 + dx * dx + dy * dy) / z;
+        s += p[j] * std::log(std::max(q, kEps));
+      }
+      return s;
+    });
+    const double crossEntropy = 2.0 * std::accumulate(rowSum_.begin(), rowSum_.end(), 0.0);
+    return exaggeration * (pLogP - crossEntropy);
+  }
+
+ private:
+  double* slot(std::size_t block, std::size_t row) {
+    return slots_.data() + block * kSums * n_ + row;
+  }
+
+  // rowSum_[i] = fn(i) for every row, over its pairs j > i; rows are uneven, so they are handed
+  // out dynamically (each result has its own place, so the sums stay thread-count independent).
+  template <typename Fn>
+  void upperRows(Fn&& fn) {
+    parallelForDynamic(n_, 16, threads_, [&](std::size_t i0, std::size_t i1, int) {
+      for (std::size_t i = i0; i < i1; ++i) rowSum_[i] = fn(i);
+    });
+  }
+
+  const std::vector<double>& p_;
+  std::size_t n_;
+  int threads_;
+  std::size_t blocks_;
+  std::vector<std::pair<std::size_t, std::size_t>> tiles_;
+  std::vector<double> xs_, ys_;
+  std::vector<double> slots_;  // blocks x 5 sums x n rows
+  std::vector<double> sums_;   // 5 sums x n rows
+  std::vector<double> rowSum_;
+};
+
+}  // namespace
+
 double klGradientExact(const std::vector<double>& p, const std::vector<double>& y, std::size_t n,
-                       std::vector<double>& grad, int threads) {
-  std::vector<double> w(n * n, 0.0), rowZ(n, 0.0);
-  parallelFor(n, threads, [&](std::size_t i0, std::size_t i1, int) {
-    for (std::size_t i = i0; i < i1; ++i) {
-      double z = 0.0;
-      for (std::size_t j = 0; j < n; ++j) {
-        if (j == i) continue;
-        const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
-        w[i * n + j] = 1.0 / (1.0 + dx * dx + dy * dy);
-        z += w[i * n + j];
-      }
-      rowZ[i] = z;
-    }
-  });
-  const double z = std::accumulate(rowZ.begin(), rowZ.end(), 0.0);
-  grad.assign(2 * n, 0.0);
-  std::vector<double> rowKl(n, 0.0);
-  parallelFor(n, threads, [&](std::size_t i0, std::size_t i1, int) {
-    for (std::size_t i = i0; i < i1; ++i) {
-      double gx = 0.0, gy = 0.0, kl = 0.0;
-      for (std::size_t j = 0; j < n; ++j) {
-        if (j == i) continue;
-        const double pij = p[i * n + j], wij = w[i * n + j], qij = wij / z;
-        const double f = (pij - qij) * wij;
-        gx += f * (y[2 * i] - y[2 * j]);
-        gy += f * (y[2 * i + 1] - y[2 * j + 1]);
-        if (pij > 0) kl += pij * std::log(std::max(pij, kEps) / std::max(qij, kEps));
-      }
-      grad[2 * i] = 4.0 * gx;
-      grad[2 * i + 1] = 4.0 * gy;
-      rowKl[i] = kl;
-    }
-  });
-  return std::accumulate(rowKl.begin(), rowKl.end(), 0.0);
+                       std::vector<double>& grad, int threads, double exaggeration) {
+  ExactGradient exact(p, n, threads);
+  const double z = exact.gradient(y, exaggeration, grad);
+  return exact.kl(z, exaggeration, exact.pLogP(exaggeration));
 }
 
 namespace {
@@ -724,9 +965,10 @@ double klDivergence(const SparseP& p, const std::vector<double>& y, int threads)
   return sparseKl(p, y, std::accumulate(rowZ.begin(), rowZ.end(), 0.0));
 }
 
-double klDivergence(const std::vector<double>& p, const std::vector<double>& y, std::size_t n) {
+double klDivergence(const std::vector<double>& p, const std::vector<double>& y, std::size_t n,
+                    int threads) {
   std::vector<double> grad;
-  return klGradientExact(p, y, n, grad, 1);
+  return klGradientExact(p, y, n, grad, threads);
 }
 
 std::vector<double> pcaScores(const float* x, std::size_t n, std::size_t d) {
@@ -898,6 +1140,15 @@ TsneResult runTsne(const float* x, std::size_t n, std::size_t d, const TsneOptio
   std::vector<double> grad(2 * n), update(2 * n, 0.0), gains(2 * n, 1.0);
   std::vector<double> repulse, zPerPoint;
   QuadTree tree;
+  std::optional<ExactGradient> exactGradient;
+  // sum p log max(e p, eps) for the two phases' exaggerations, computed when first needed.
+  std::optional<double> pLogPEarly, pLogPFinal;
+  auto pLogP = [&](bool early) {
+    auto& cached = early ? pLogPEarly : pLogPFinal;
+    if (!cached) cached = exactGradient->pLogP(early ? options.earlyExaggeration : 1.0);
+    return *cached;
+  };
+  if (exact) exactGradient.emplace(dense, n, threads);
   double z = 1.0;
   for (int it = 0; it < options.iterations; ++it) {
     const bool early = it < options.exaggerationIterations;
@@ -908,15 +1159,15 @@ TsneResult runTsne(const float* x, std::size_t n, std::size_t d, const TsneOptio
     }
     const double exaggeration = early ? options.earlyExaggeration : 1.0;
     const double momentum = early ? options.initialMomentum : options.finalMomentum;
+    const int done = it + 1;
+    const bool report = options.progress && options.reportEvery > 0 &&
+                        (done % options.reportEvery == 0 || done == options.iterations);
     double kl = 0.0;
     if (exact) {
-      if (exaggeration != 1.0) {
-        std::vector<double> pe(dense);
-        for (auto& v : pe) v *= exaggeration;
-        kl = klGradientExact(pe, y, n, grad, threads);
-      } else {
-        kl = klGradientExact(dense, y, n, grad, threads);
-      }
+      z = exactGradient->gradient(y, exaggeration, grad);
+      // The exact KL costs a logarithm per pair: only for the iterations that report it, at the
+      // embedding the gradient was taken at.
+      if (report) kl = exactGradient->kl(z, exaggeration, pLogP(early));
     } else {
       z = barnesHut(tree, sparse, y, options.theta, exaggeration, threads, grad, repulse,
                     zPerPoint);
@@ -931,14 +1182,14 @@ TsneResult runTsne(const float* x, std::size_t n, std::size_t d, const TsneOptio
       update[e] = momentum * update[e] - lr * gains[e] * grad[e];
       y[e] += update[e];
     }
-    const int done = it + 1;
-    if (options.progress && options.reportEvery > 0 &&
-        (done % options.reportEvery == 0 || done == options.iterations)) {
-      options.progress(done, exact ? kl : sparseKl(sparse, y, z));
-    }
+    if (report) options.progress(done, exact ? kl : sparseKl(sparse, y, z));
   }
   result.optimizeSeconds = secondsSince(t0);
-  result.kl = exact ? klDivergence(dense, y, n) : klDivergence(sparse, y, threads);
+  if (exact) {
+    result.kl = exactGradient->kl(exactGradient->gradient(y, 1.0, grad), 1.0, pLogP(false));
+  } else {
+    result.kl = klDivergence(sparse, y, threads);
+  }
   result.embedding = std::move(y);
   return result;
 }

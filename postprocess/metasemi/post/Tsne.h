@@ -49,10 +49,13 @@ SparseP sparseAffinities(const float* x, std::size_t n, std::size_t d, double pe
 std::vector<double> denseAffinities(const float* x, std::size_t n, std::size_t d, double perplexity,
                                     int threads);
 
-/// Exact KL(P || Q) of embedding `y` (n x 2 double) and its gradient `grad` (n x 2) for a dense
-/// P (n x n); O(n^2).
+/// Exact gradient `grad` (n x 2) at embedding `y` (n x 2 double) for a dense symmetric P (n x n,
+/// the diagonal ignored) multiplied by `exaggeration` e: 4 sum_j (e p_ij - q_ij) w_ij (y_i - y_j).
+/// Returns KL(eP || Q) = sum over the non-zero p_ij of e p_ij log(e p_ij / q_ij), both factors
+/// clipped below at float64 epsilon as scikit-learn does. O(n^2) on `threads` threads; the result
+/// does not depend on their count. Throws ConfigError when P is not n x n or not symmetric.
 double klGradientExact(const std::vector<double>& p, const std::vector<double>& y, std::size_t n,
-                       std::vector<double>& grad, int threads = 1);
+                       std::vector<double>& grad, int threads = 1, double exaggeration = 1.0);
 
 /// Barnes-Hut approximation of the KL gradient for a sparse P: attractive forces exactly over
 /// P's non-zeros, repulsive forces and the normalisation Z from a quadtree where a cell of
@@ -66,8 +69,9 @@ double klGradientBarnesHut(const SparseP& p, const std::vector<double>& y, doubl
 /// exactly over all pairs (O(n^2), multithreaded): the figure to compare two embeddings by.
 double klDivergence(const SparseP& p, const std::vector<double>& y, int threads);
 
-/// KL(P || Q) for a dense P (n x n), exactly.
-double klDivergence(const std::vector<double>& p, const std::vector<double>& y, std::size_t n);
+/// KL(P || Q) for a dense symmetric P (n x n), exactly, on `threads` threads.
+double klDivergence(const std::vector<double>& p, const std::vector<double>& y, std::size_t n,
+                    int threads = 1);
 
 /// Top-2 principal-component scores of `x` (n x d float), as n x 2 doubles; each component's
 /// sign is fixed so its largest-magnitude score is positive (scikit-learn's svd_flip).
@@ -106,7 +110,9 @@ struct TsneOptions {
   /// Worker threads; 0 = all hardware threads. Results do not depend on it.
   int threads = 0;
   /// Called every `reportEvery` iterations and after the last one with the iteration (1-based)
-  /// and the current KL estimate (cheap: from the Barnes-Hut Z). 0 disables.
+  /// and the current KL: for Barnes-Hut an estimate from the tree's Z (cheap); for the exact
+  /// method KL(eP || Q) at the embedding the iteration's gradient was taken at (e the
+  /// exaggeration of that iteration), an extra O(n^2) pass with a logarithm per pair. 0 disables.
   int reportEvery = 50;
   std::function<void(int iteration, double kl)> progress;
   /// Throws ConfigError naming the offending setting (n = number of points).
