@@ -3,7 +3,16 @@
 # One Boost.Test executable per test. RANKS > 1 launches it through FindMPI's MPIEXEC_EXECUTABLE
 # with that many ranks and reserves as many ctest processors. Launcher settings a root user needs
 # come from the environment (env/mpi-env.sh), not from here.
+# The python with TensorBoard's reader, safetensors and torch that some tests check files with
+# (env/test-venv.sh makes it; env/run-tests.sh passes it). Tests that need it fail without it.
+set(_venv_python "$ENV{HOME}/.cache/metasemi-test-venv/bin/python")
+if(NOT METASEMI_TEST_PYTHON AND EXISTS "${_venv_python}")
+  set(_default_python "${_venv_python}")
+endif()
+set(METASEMI_TEST_PYTHON "${_default_python}" CACHE FILEPATH
+    "Python with tensorboard, safetensors and torch for the tests' cross-checks")
 set(METASEMI_TEST_ENV
+  "METASEMI_TEST_PYTHON=${METASEMI_TEST_PYTHON}"
   "METASEMI_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
   "METASEMI_BIN_DIR=${CMAKE_BINARY_DIR}/bin"
   "METASEMI_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp"

@@ -4,7 +4,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/env/setup.sh"
-"$root/env/build.sh" default
+# The Python readers (TensorBoard, safetensors) some tests check the files with.
+python="$("$root/env/test-venv.sh")"
+"$root/env/build.sh" default -DMETASEMI_TEST_PYTHON="$python"
 source "$root/env/mpi-env.sh"
 cd "$root"
 ctest --preset default "$@"

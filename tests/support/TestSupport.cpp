@@ -79,6 +79,18 @@ std::string harnessEnv(const char* name) {
   return v;
 }
 
+std::string testPython() {
+  const std::string python = harnessEnv("METASEMI_TEST_PYTHON");
+  BOOST_TEST_REQUIRE(!python.empty(),
+                     "no test python: run `bash env/test-venv.sh` and configure with "
+                     "-DMETASEMI_TEST_PYTHON=<the path it prints> (env/run-tests.sh does both)");
+  return python;
+}
+
+RunResult runPythonCheck(const std::string& script, const std::string& args) {
+  return runCommand(testPython() + " " + sourcePath(script).string() + " " + args);
+}
+
 std::filesystem::path freshDir(const std::string& name) {
   const std::filesystem::path dir = std::filesystem::path(harnessEnv("METASEMI_TEST_TMP")) / name;
   if (comm().isRoot()) {

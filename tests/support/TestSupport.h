@@ -50,6 +50,13 @@ RunResult runCommand(const std::string& command);
 /// Value of an environment variable the test harness sets; fails the test when missing.
 std::string harnessEnv(const char* name);
 
+/// The python with TensorBoard's reader, safetensors and torch (METASEMI_TEST_PYTHON, made by
+/// env/test-venv.sh); fails the test with what to run when it is not set.
+std::string testPython();
+
+/// Runs `script` (a path below the source tree) with testPython() and `args`.
+RunResult runPythonCheck(const std::string& script, const std::string& args);
+
 /// The message of the `E` that `f` throws, to compare with the expected text. When `f` throws
 /// nothing the test fails and the result is "(no exception)"; other exception types propagate.
 template <typename E = core::IoError>
