@@ -67,6 +67,12 @@ void waitForFile(const fs::path& file, double seconds) {
   }
 }
 
+// TensorBoard's own reader on the run's event files, against its metrics.jsonl.
+metasemi::test::RunResult tensorboardCheck(const fs::path& save) {
+  return metasemi::test::runPythonCheck("tests/crosscheck/tensorboard_check.py",
+                                        save.string() + " --reference-tags");
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(train_run, Fixture)
@@ -96,6 +102,29 @@ BOOST_AUTO_TEST_CASE(writes_every_output) {
   BOOST_TEST(r.output.find("[rank 0]") != std::string::npos);
   BOOST_TEST(r.output.find("Step 00002/6") != std::string::npos, r.output);
   BOOST_TEST(r.output.find("ETA") != std::string::npos);
+  // TensorBoard reads every tag at every print and evaluation back.
+  const auto tb = tensorboardCheck(save);
+  BOOST_TEST(tb.exitCode == 0, tb.output);
+  BOOST_TEST(tb.output.find("ok: ") != std::string::npos, tb.output);
+  // ... and the check fails on a damaged file: one byte flipped in the middle.
+  const auto damaged = dir / "damaged";
+  fs::create_directories(damaged);
+  for (const auto& e : fs::directory_iterator(save)) {
+    const std::string name = e.path().filename().string();
+    if (name == "metrics.jsonl" || name.find("tfevents") != std::string::npos) {
+      fs::copy_file(e.path(), damaged / name);
+      if (name != "metrics.jsonl") {
+        std::fstream f(damaged / name, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(static_cast<std::streamoff>(fs::file_size(e.path()) / 2));
+        const char c = static_cast<char>(f.peek());
+        f.seekp(static_cast<std::streamoff>(fs::file_size(e.path()) / 2));
+        f.put(static_cast<char>(c ^ 0x01));
+      }
+    }
+  }
+  const auto bad = tensorboardCheck(damaged);
+  BOOST_TEST(bad.exitCode != 0, bad.output);
+  BOOST_TEST(bad.output.find("missing") != std::string::npos, bad.output);
   // The saved configuration reads back into the same run.
   const auto again = runCommand(metasemi::test::binary("metasemi-train").string() + " --config " +
                                 (save / "config.cfg").string() + " --dry-run");
@@ -128,6 +157,9 @@ BOOST_AUTO_TEST_CASE(resume_after_sigkill_is_bit_exact) {
   std::ifstream log(killed / "log.txt");
   const std::string text((std::istreambuf_iterator<char>(log)), {});
   BOOST_TEST(text.find("steps 0 -> 40") != std::string::npos);
+  // TensorBoard shows each step once: the killed run's prints after its checkpoint are gone.
+  const auto tb = tensorboardCheck(killed);
+  BOOST_TEST(tb.exitCode == 0, tb.output);
 }
 
 BOOST_AUTO_TEST_CASE(sigusr1_checkpoints_exits_75_and_restart_continues) {

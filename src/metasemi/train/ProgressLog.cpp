@@ -16,6 +16,38 @@ nlohmann::json numberOrNull(double v) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, double>> scalarsOf(const nlohmann::json& row) {
+  struct Tag {
+    const char* tag;
+    const char* key;
+  };
+  static const Tag kTrain[] = {
+      {"train/label-acc", "label_acc"},       {"train/unlabel-acc", "unlabel_acc"},
+      {"train/label-loss", "label_loss"},     {"train/unlabel-loss", "unlabel_loss"},
+      {"train/interp-loss", "interp_loss"},   {"train/lr", "lr"},
+      {"train/consistency-weight", "weight"}, {"train/data-wait", "data_wait_fraction"},
+      {"train/data-time", "data_time"},       {"train/step-time", "batch_time"}};
+  std::vector<std::pair<std::string, double>> out;
+  const std::string kind = row.value("kind", "");
+  if (kind == "train") {
+    for (const Tag& t : kTrain) {
+      const auto it = row.find(t.key);
+      if (it != row.end() && it->is_number()) out.emplace_back(t.tag, it->get<double>());
+    }
+  } else if (kind == "eval") {
+    // The reference logs accuracy in percent: 100 - error.
+    const auto top1 = row.find("top1_error");
+    if (top1 != row.end() && top1->is_number()) {
+      out.emplace_back("test/accuracy", 100.0 - top1->get<double>());
+    }
+    const auto top5 = row.find("top5_error");
+    if (top5 != row.end() && top5->is_number()) {
+      out.emplace_back("test/top5-accuracy", 100.0 - top5->get<double>());
+    }
+  }
+  return out;
+}
+
 ProgressLog::ProgressLog(std::int64_t firstStep, std::int64_t totalSteps)
     : firstStep_(firstStep), totalSteps_(totalSteps) {}
 
@@ -32,6 +64,7 @@ double ProgressLog::mean(const torch::Tensor& sum) const {
 void ProgressLog::add(const meta::StepResult& r, double waitSeconds, double stepSeconds) {
   accumulate(labeledLoss_, r.labeledLoss);
   accumulate(unlabeledLoss_, r.unlabeledLoss);
+  accumulate(mixLoss_, r.mixLoss);
   accumulate(labeledAcc_, r.labeledAccuracy);
   accumulate(unlabeledAcc_, r.unlabeledAccuracy);
   dataTime_ += waitSeconds;
@@ -74,12 +107,13 @@ ProgressLine ProgressLog::print(std::int64_t stepsDone, double lr, double weight
              {"weight", weight},
              {"label_loss", numberOrNull(lloss)},
              {"unlabel_loss", numberOrNull(uloss)},
+             {"interp_loss", numberOrNull(mean(mixLoss_))},
              {"label_acc", numberOrNull(lacc)},
              {"unlabel_acc", numberOrNull(uacc)},
              {"data_time", dataTime_ / steps},
              {"batch_time", batchTime_ / steps},
              {"data_wait_fraction", dataWaitFraction()}};
-  labeledLoss_ = unlabeledLoss_ = labeledAcc_ = unlabeledAcc_ = torch::Tensor();
+  labeledLoss_ = unlabeledLoss_ = mixLoss_ = labeledAcc_ = unlabeledAcc_ = torch::Tensor();
   n_ = 0;
   dataTime_ = batchTime_ = 0;
   return out;

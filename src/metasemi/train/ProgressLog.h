@@ -8,10 +8,19 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "metasemi/meta/MetaStep.h"
 
 namespace metasemi::train {
+
+/// The TensorBoard scalars of a metrics row (ProgressLine::row): the reference's tags
+/// (train/label-acc, train/unlabel-acc, train/label-loss, train/unlabel-loss, train/interp-loss,
+/// train/lr; test/accuracy) and the project's own (train/consistency-weight, train/data-wait,
+/// train/data-time, train/step-time; test/top5-accuracy). Quantities the run does not have
+/// (null in the row) are left out.
+std::vector<std::pair<std::string, double>> scalarsOf(const nlohmann::json& row);
 
 /// One print's figures, as the line and the metrics row show them.
 struct ProgressLine {
@@ -50,7 +59,7 @@ class ProgressLog {
   double mean(const torch::Tensor& sum) const;
 
   std::int64_t firstStep_, totalSteps_;
-  torch::Tensor labeledLoss_, unlabeledLoss_, labeledAcc_, unlabeledAcc_;
+  torch::Tensor labeledLoss_, unlabeledLoss_, mixLoss_, labeledAcc_, unlabeledAcc_;
   std::int64_t n_ = 0;
   double dataTime_ = 0, batchTime_ = 0;
   double waitTotal_ = 0, stepTotal_ = 0;

@@ -14,6 +14,7 @@
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
 #include "metasemi/io/Checkpoint.h"
+#include "metasemi/io/EventFile.h"
 #include "metasemi/io/RunDir.h"
 #include "metasemi/meta/StepRandom.h"
 #include "metasemi/models/SyncBatchNorm.h"
@@ -91,7 +92,7 @@ class Trainer {
         const ProgressLine line =
             progress_.print(done, settings.lr, settings.weight, secondsSince(start));
         core::rootLog().info("{}", line.text);
-        if (comm_.isRoot()) dir_.appendMetrics(line.row);
+        record(line.row);
       }
       const bool stop = shouldStop(comm_);
       if (done % c_.testFreq == 0 || last) {
@@ -143,8 +144,18 @@ class Trainer {
       core::addLogFile(dir_.path(io::RunDir::kLog).string());
       dir_.writeConfig(configText_);
       dir_.writeLabelIndices(r_.inputs()->labeledIndices);
+      // TensorBoard's files: records after the resumed step (an interrupted run's last
+      // prints) go first, so every step appears once.
+      events_ = std::make_unique<io::EventWriter>(dir_.dir(), state_.nextStep);
     }
     comm_.barrier();
+  }
+
+  // Rank 0: one metrics row into metrics.jsonl and its scalars into the TensorBoard file.
+  void record(const nlohmann::json& row) {
+    if (!comm_.isRoot()) return;
+    dir_.appendMetrics(row);
+    if (events_) events_->write(row.at("step").get<std::int64_t>(), scalarsOf(row));
   }
 
   // On several ranks the gradients live in the communication buckets: backward accumulates
@@ -206,7 +217,7 @@ class Trainer {
         ProgressLog::evaluation(done, counts.top1Error(), counts.topKError(), state_.bestTop1Error,
                                 counts.images(), net_->numClasses() >= 100);
     core::rootLog().info("{}", line.text);
-    if (comm_.isRoot()) dir_.appendMetrics(line.row);
+    record(line.row);
     return best;
   }
 
@@ -245,6 +256,7 @@ class Trainer {
   meta::StepRandom random_;
   Evaluator evaluator_;
   ProgressLog progress_;
+  std::unique_ptr<io::EventWriter> events_;  // rank 0
   FaultInjection fault_;
   torch::Tensor nonFinite_;  // device runs: any loss not finite since the start
   RunState state_;
