@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds the project with a CMake preset (default: "default" into build/).
 # Usage: env/build.sh [preset] [extra cmake -D options...]
+#   METASEMI_BUILD_TARGETS  build only these targets (space-separated; default: all)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 preset="${1:-default}"
@@ -16,4 +17,6 @@ cmake --preset "$preset" "$@" > /dev/null
 mem_gb=$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)
 jobs=$(nproc)
 (( mem_gb / 2 < jobs )) && jobs=$(( mem_gb / 2 > 0 ? mem_gb / 2 : 1 ))
-cmake --build --preset "$preset" -j "$jobs"
+targets=()
+[ -n "${METASEMI_BUILD_TARGETS:-}" ] && read -r -a targets <<< "$METASEMI_BUILD_TARGETS"
+cmake --build --preset "$preset" -j "$jobs" ${targets[@]:+--target "${targets[@]}"}

@@ -16,10 +16,22 @@ ranks="${DEMO_RANKS:-2}"
 tsne_points="${DEMO_TSNE_POINTS:-6000}"
 bin="$root/build/bin"
 start=$(date +%s)
+stage=0
+stages=7
+step() {  # what the demo does now, with how far it is
+  stage=$((stage + 1))
+  local t=$(($(date +%s) - start))
+  printf '== [%d/%d %02d:%02d] %s\n' "$stage" "$stages" $((t / 60)) $((t % 60)) "$*"
+}
+[ "$tsne_points" = 0 ] && stages=$((stages - 1))
 
 if [ "${DEMO_BUILD:-1}" != 0 ]; then
+  step "packages (env/setup.sh) and the demo's programs (env/build.sh; the tests build the rest)"
   "$root/env/setup.sh"
-  "$root/env/build.sh" default
+  METASEMI_BUILD_TARGETS="metasemi-prep metasemi-train metasemi-eval metasemi-report \
+metasemi-features metasemi-tsne" "$root/env/build.sh" default
+else
+  stages=$((stages - 1))
 fi
 source "$root/env/mpi-env.sh"
 
@@ -29,7 +41,7 @@ setting() { awk -F' = ' -v k="$1" '$1 == k {print $2}' <<< "$resolved"; }
 num_label="$(setting num-label)"
 seed="$(setting seed)"
 
-echo "== shards: Fashion-MNIST -> $out/data"
+step "shards: Fashion-MNIST -> $out/data"
 if [ ! -f "$out/data/train.h5" ] || [ ! -f "$out/data/test.h5" ]; then
   "$bin/metasemi-prep" idx --input /usr/share/datasets/fashion-mnist --dataset fashion-mnist \
     --out "$out/data"
@@ -41,26 +53,26 @@ fi
 train() {  # name, extra flags
   local name="$1"
   shift
-  echo "== training: $name"
+  step "training: $name"
   mpirun -np "$ranks" "$bin/metasemi-train" --config "$config" --data-path "$out/data" \
     --save-path "$out/runs/$name" "$@"
 }
 train metasemi --method meta --mix-up
 train baseline --method baseline
 
-echo "== evaluation: error rates of the best checkpoints (per class, confusion matrix)"
+step "evaluation: error rates of the best checkpoints (per class, confusion matrix)"
 for name in metasemi baseline; do
   mpirun -np "$ranks" "$bin/metasemi-eval" --checkpoint "$out/runs/$name/model_best.h5" \
     --data-path "$out/data" --threads 1 --output "$out/runs/$name/eval.json" > "$out/runs/$name/eval.txt"
   echo "$name: $(grep -m1 -i 'top-1' "$out/runs/$name/eval.txt")"
 done
 
-echo "== report"
+step "report"
 "$bin/metasemi-report" --output-dir "$out" --name results --no-paper \
   "$out/runs/metasemi" "$out/runs/baseline"
 
 if [ "$tsne_points" != 0 ]; then
-  echo "== t-SNE of the MetaSemi run's features"
+  step "t-SNE of the MetaSemi run's features"
   mpirun -np "$ranks" "$bin/metasemi-features" --checkpoint "$out/runs/metasemi/model_best.h5" \
     --data-path "$out/data" --label-split "labels-$num_label-seed$seed" \
     --max-points "$tsne_points" --seed "$seed" --output "$out/features.h5"

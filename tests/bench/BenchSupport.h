@@ -24,11 +24,29 @@ inline double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-/// `defaults` overridden by "--name value" pairs of the command line. An unknown flag or a
-/// flag without a value prints one line naming it and exits with 2.
+/// When the command line asks for help (--help or -h): prints `usage` and exits with 0.
+inline void answerHelp(int argc, char** argv, const std::string& usage) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << usage;
+      std::exit(0);
+    }
+  }
+}
+
+/// `defaults` overridden by "--name value" pairs of the command line. `about` says what the
+/// program measures; --help prints it with every flag and its default and exits with 0. An
+/// unknown flag or a flag without a value prints one line naming it and exits with 2.
 inline std::map<std::string, std::string> parseFlags(int argc, char** argv,
                                                      const std::string& program,
-                                                     std::map<std::string, std::string> defaults) {
+                                                     std::map<std::string, std::string> defaults,
+                                                     const std::string& about = "") {
+  std::string usage = "Usage: " + program + " [--flag value]...\n";
+  if (!about.empty()) usage += about + "\n";
+  usage += "Flags (default):\n";
+  for (const auto& [name, value] : defaults) usage += "  --" + name + " (" + value + ")\n";
+  answerHelp(argc, argv, usage);
   for (int i = 1; i < argc; i += 2) {
     const std::string key = argv[i];
     if (key.rfind("--", 0) != 0 || defaults.count(key.substr(2)) == 0) {

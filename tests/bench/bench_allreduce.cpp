@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "BenchSupport.h"
 #include "metasemi/comm/Communicator.h"
 #include "metasemi/comm/GradientBucketer.h"
 #include "metasemi/core/Error.h"
@@ -57,6 +58,11 @@ double timeOnce(md::Communicator& comm, const std::function<void()>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  metasemi::bench::answerHelp(
+      argc, argv,
+      "Usage: mpirun -np 2 metasemi-bench-allreduce [rounds (50)]\n"
+      "Bucketed gradient averaging of ConvLarge against one bare allreduce of the "
+      "same bytes\nand one allreduce per tensor.\n");
   md::Environment env(argc, argv);
   auto comm = md::makeHostCommunicator(env);
   try {

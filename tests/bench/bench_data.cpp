@@ -16,6 +16,7 @@
 #include <iterator>
 #include <thread>
 
+#include "BenchSupport.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/data/Loader.h"
 
@@ -118,22 +119,14 @@ double waitFraction(const std::shared_ptr<md::SampleSource>& source, const md::A
 
 int main(int argc, char** argv) {
   try {
-    std::string jpegDir;
-    double stepMs = 30;
-    std::int64_t batch = 128;
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      MS_REQUIRE(i + 1 < argc, metasemi::core::ConfigError, "{}: expected a value", a);
-      if (a == "--jpeg-dir") {
-        jpegDir = argv[++i];
-      } else if (a == "--step-ms") {
-        stepMs = std::stod(argv[++i]);
-      } else if (a == "--batch") {
-        batch = std::stoll(argv[++i]);
-      } else {
-        MS_THROW(metasemi::core::ConfigError, "unknown option {} (see the file's header)", a);
-      }
-    }
+    auto a = metasemi::bench::parseFlags(
+        argc, argv, "metasemi-bench-data", {{"jpeg-dir", ""}, {"step-ms", "30"}, {"batch", "128"}},
+        "Images per second of the input pipeline and the data-wait fraction at a simulated "
+        "step:\na CIFAR-shaped in-memory set and JPEG files (--jpeg-dir; default: synthetic "
+        "photo-like images).");
+    const std::string jpegDir = a["jpeg-dir"];
+    const double stepMs = std::stod(a["step-ms"]);
+    const std::int64_t batch = std::stoll(a["batch"]);
     std::cout << fmt::format("hardware threads: {}\n", std::thread::hardware_concurrency());
 
     const auto cifar = cifarLike();

@@ -73,7 +73,10 @@ int main(int argc, char** argv) {
                               {"threads", "2"},
                               {"warmup", "1"},
                               {"kinds", "meta-mixup,meta,labeled"},
-                              {"channels-last", "1"}});
+                              {"channels-last", "1"}},
+                             "Time per training step of ConvLarge (kinds: meta-mixup, meta, "
+                             "labeled) on random batches,\nwith the rate of one large convolution "
+                             "measured in the same run.");
   const double width = std::stod(a["width"]);
   const int batch = std::stoi(a["batch"]), size = std::stoi(a["size"]), reps = std::stoi(a["reps"]);
   const bool channelsLast = a["channels-last"] != "0";

@@ -15,6 +15,7 @@
 #include <iostream>
 #include <vector>
 
+#include "BenchSupport.h"
 #include "metasemi/core/Random.h"
 
 namespace fs = std::filesystem;
@@ -65,8 +66,13 @@ void writeCifar(const fs::path& folder) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string usage =
+      "Usage: metasemi-bench-prep <work folder> <opencv-doc examples/data> [copies (40)]\n"
+      "Throughput of metasemi-prep: idx (Fashion-MNIST), cifar10 (synthetic, folder and "
+      ".tar.gz),\njpeg-shards (the JPEGs copied to `copies` images) on 1 and 2 ranks.\n";
+  metasemi::bench::answerHelp(argc, argv, usage);
   if (argc < 3) {
-    std::cerr << "usage: metasemi-bench-prep <work folder> <opencv-doc examples/data> [copies]\n";
+    std::cerr << usage;
     return 2;
   }
   const fs::path work = argv[1];

@@ -25,6 +25,10 @@ BOOST_AUTO_TEST_CASE(demo_pipeline_writes_table_curves_and_tsne) {
                   (dir / "tiny.cfg").string(), out.string(),
                   metasemi::test::sourcePath("jobs/demo.sh").string()));
   BOOST_TEST_REQUIRE(r.exitCode == 0, r.output);
+  // It says which stage it is on: without the build, 6 of them.
+  BOOST_TEST(r.output.find("== [1/6 ") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("] training: baseline") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("== [6/6 ") != std::string::npos, r.output);
 
   // The table: one row per method, printed at the end.
   std::ifstream md(out / "results.md");

@@ -35,6 +35,12 @@ void run(const std::string& mode, ms::comm::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::printf(
+        "Usage: mpirun -np 2 metasemi-test-dist-failure <throw|hang|exit>\n"
+        "Rank 1 fails at step 5 while rank 0 is in a collective (a test of job teardown).\n");
+    return 0;
+  }
   ms::comm::Environment env(argc, argv);
   auto comm = ms::comm::makeHostCommunicator(env);
   try {
