@@ -169,3 +169,23 @@ BOOST_AUTO_TEST_CASE(without_sync_bn_the_batch_split_changes_the_result) {
   if (comm().isRoot()) BOOST_TEST(largestDifference(both, single) > 1e-3);
   comm().barrier();
 }
+
+BOOST_AUTO_TEST_CASE(averaging_overlapped_with_backward_changes_no_bit) {
+  BOOST_TEST_REQUIRE(comm().size() == 2);
+  const auto dir = metasemi::test::freshDir("mpi_trainer_overlap");
+  if (comm().isRoot()) metasemi::test::writeTinyShards(dir / "data");
+  comm().barrier();
+  auto c = tinyConfig(dir / "data", dir / "off");
+  c.mixUp = true;
+  c.overlapAveraging = metasemi::train::Overlap::kOff;
+  const auto after = finalState(c, comm());
+  c.savePath = (dir / "on").string();
+  c.overlapAveraging = metasemi::train::Overlap::kOn;
+  checkRanksAgree(c, "every-step");
+  const auto overlapped = finalState(c, comm());
+  BOOST_TEST(largestDifference(overlapped, after) == 0.0);
+  // Synchronised BatchNorm communicates inside backward: --overlap-averaging on falls back.
+  c.syncBn = true;
+  c.savePath = (dir / "sync-bn").string();
+  checkRanksAgree(c, "sync-bn");
+}

@@ -100,6 +100,32 @@ void GradientBucketer::pack(Bucket& b, const std::vector<torch::Tensor>& tensors
   }
 }
 
+void GradientBucketer::scale(Bucket& b, double divisor) {
+  if (divisor == 1.0) return;
+  torch::NoGradGuard noGrad;
+  // Multiplying by 2^-k rounds exactly as dividing by 2^k (the scale is exact), and costs less.
+  const bool powerOfTwo = std::exp2(std::round(std::log2(divisor))) == divisor;
+  if (powerOfTwo) {
+    b.flat.mul_(1.0 / divisor);
+  } else {
+    b.flat.div_(divisor);
+  }
+}
+
+void GradientBucketer::reduceBucket(Communicator& comm, std::size_t i, bool average) {
+  MS_CHECK(i < buckets_.size(), "bucket {} of {}", i, buckets_.size());
+  Bucket& b = buckets_[i];
+  // Called from a communication thread too: on the bucket's device.
+  const c10::DeviceGuard onDevice(b.flat.device());
+  comm.allreduce(b.flat, ReduceOp::kSum);
+  scale(b, average ? static_cast<double>(comm.size()) : 1.0);
+}
+
+const std::vector<std::size_t>& GradientBucketer::bucketMembers(std::size_t i) const {
+  MS_CHECK(i < buckets_.size(), "bucket {} of {}", i, buckets_.size());
+  return buckets_[i].member;
+}
+
 void GradientBucketer::unpack(Bucket& b, const std::vector<torch::Tensor>& tensors,
                               double divisor) const {
   torch::NoGradGuard noGrad;
@@ -109,14 +135,7 @@ void GradientBucketer::unpack(Bucket& b, const std::vector<torch::Tensor>& tenso
     allAliased = allAliased && aliases(t, memberView(b.flat, b.offset[k], t));
   }
   if (allAliased) {
-    if (divisor == 1.0) return;
-    // Multiplying by 2^-k rounds exactly as dividing by 2^k (the scale is exact), and costs less.
-    const bool powerOfTwo = std::exp2(std::round(std::log2(divisor))) == divisor;
-    if (powerOfTwo) {
-      b.flat.mul_(1.0 / divisor);
-    } else {
-      b.flat.div_(divisor);
-    }
+    scale(b, divisor);
     return;
   }
   const auto d = torch::scalar_tensor(divisor, b.flat.options());

@@ -41,6 +41,13 @@ class GradientBucketer {
   /// undefined until written. The views stay valid while the layout does.
   std::vector<torch::Tensor> bucketViews(const std::vector<torch::Tensor>& like);
 
+  /// Collective: sums bucket `i` over ranks in place, then divides by the number of ranks when
+  /// `average`, with allreduce()'s arithmetic. For gradients that are the bucketViews() views
+  /// (nothing to copy); one bucket at a time, in the same order on every rank.
+  void reduceBucket(Communicator& comm, std::size_t i, bool average = true);
+  /// The indices (into the list of the layout) of the tensors in bucket `i`.
+  const std::vector<std::size_t>& bucketMembers(std::size_t i) const;
+
   /// Number of buckets of the current layout (0 before the first call).
   std::size_t numBuckets() const { return buckets_.size(); }
   /// Bytes in bucket `i`.
@@ -56,6 +63,7 @@ class GradientBucketer {
   bool sameLayout(const std::vector<torch::Tensor>& tensors) const;
   void pack(Bucket& b, const std::vector<torch::Tensor>& tensors) const;
   void unpack(Bucket& b, const std::vector<torch::Tensor>& tensors, double divisor) const;
+  static void scale(Bucket& b, double divisor);
 
   std::size_t maxBytes_;
   std::vector<Bucket> buckets_;

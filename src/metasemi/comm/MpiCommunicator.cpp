@@ -203,7 +203,9 @@ Environment::Environment(int& argc, char**& argv, bool forceMpi) {
   MS_MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
     int provided = 0;
-    MS_MPI_CHECK(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided));
+    // SERIALIZED: gradient buckets are averaged from a communication thread while the main
+    // thread runs backward (comm/BackwardOverlap.h), never two threads in MPI at once.
+    MS_MPI_CHECK(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided));
   }
   MS_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   usesMpi_ = true;

@@ -197,6 +197,7 @@ StepResult MetaStep::run(const StepBatch& batch, const StepSettings& settings,
   result.labeledAccuracy = top1Accuracy(labeledLogits, yl);
 
   sgd_.zeroGrad();
+  if (beforeBackward_) beforeBackward_();
   loss.backward();
   if (parameterHook_) {
     std::vector<torch::Tensor> grads;

@@ -92,6 +92,9 @@ class MetaStep {
 
   /// Replaces the parameter gradients before the SGD update. Default: identity.
   void setParameterGradientHook(GradientHook hook) { parameterHook_ = std::move(hook); }
+  /// Runs right before the backward pass whose gradients the parameter hook receives (e.g.
+  /// comm::BackwardOverlap::arm). Default: nothing.
+  void setBeforeBackwardHook(std::function<void()> hook) { beforeBackward_ = std::move(hook); }
 
   /// One step: sets the lr, runs the phases of `settings.kind`, updates θ with SGD. Mix-up
   /// coefficients are drawn from `generator` (CPU) unless the batch carries them; Dropout2d
@@ -105,6 +108,7 @@ class MetaStep {
   bool channelsLast_;
   GradientHook labeledHook_;
   GradientHook parameterHook_;
+  std::function<void()> beforeBackward_;
 };
 
 }  // namespace metasemi::meta

@@ -209,6 +209,10 @@ const std::vector<Flag>& flags() {
                        "reference)"));
     v.push_back(toggle("local-meta-grad", &C::localMetaGrad,
                        "keep the labeled gradient g rank-local (reference ImageNet behaviour)"));
+    v.push_back(choice("overlap-averaging", &C::overlapAveraging,
+                       {{"auto", Overlap::kAuto}, {"on", Overlap::kOn}, {"off", Overlap::kOff}},
+                       "average each gradient bucket while backward runs: auto (on CPUs when a "
+                       "core per rank is free for it), on or off"));
     v.push_back(number("eval-batch-size", &C::evalBatchSize, "test batch size per rank"));
     v.push_back(number("collective-timeout", &C::collectiveTimeout,
                        "seconds a rank waits in a collective for a stuck peer before the job "

@@ -80,6 +80,9 @@ void TrainConfig::validate() const {
 
 std::string toString(Method m) { return m == Method::kMeta ? "meta" : "baseline"; }
 std::string toString(LrSchedule s) { return s == LrSchedule::kCosine ? "cosine" : "step"; }
+std::string toString(Overlap o) {
+  return o == Overlap::kOn ? "on" : o == Overlap::kOff ? "off" : "auto";
+}
 
 std::vector<std::int64_t> parseMilestones(const std::string& text) {
   std::string s = text;

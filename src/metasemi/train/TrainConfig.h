@@ -17,6 +17,10 @@ enum class Method { kMeta, kBaseline };
 /// Learning-rate schedule: linear warm-up + step decay (CIFAR/SVHN) or warm-up + cosine (ImageNet).
 enum class LrSchedule { kStep, kCosine };
 
+/// Whether gradient buckets are averaged while backward runs (comm/BackwardOverlap.h): auto
+/// does on CPUs with a core to spare for each rank's communication thread.
+enum class Overlap { kAuto, kOn, kOff };
+
 struct TrainConfig {
   // --- reference flags (train_meta.py / train_baseline.py) ---
   std::string dataset = "cifar10";
@@ -63,6 +67,7 @@ struct TrainConfig {
   bool syncBn = false;         // synchronise BatchNorm batch statistics across ranks
   bool deterministic = false;  // GPU: deterministic cuDNN/CUDA algorithms, no cuDNN benchmark
   bool localMetaGrad = false;  // keep g rank-local (as the reference's ImageNet script)
+  Overlap overlapAveraging = Overlap::kAuto;
   int evalBatchSize = 100;
   double collectiveTimeout = 0;  // seconds before a stuck collective ends the job; 0 = never
   int threads = 0;               // LibTorch intra-op threads per rank; 0 = cores / local ranks
@@ -77,6 +82,7 @@ struct TrainConfig {
 
 std::string toString(Method m);
 std::string toString(LrSchedule s);
+std::string toString(Overlap o);
 
 /// Parses a milestone list as the reference accepts it: "[300000, 350000]", "300000,350000" or
 /// "300000 350000". Throws ConfigError on anything else.

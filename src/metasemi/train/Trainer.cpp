@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
+#include "metasemi/comm/BackwardOverlap.h"
 #include "metasemi/comm/GradientBucketer.h"
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Log.h"
@@ -31,6 +33,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+// Gradient bucket size: small enough that several buckets overlap backward, large enough that
+// each allreduce runs at full bandwidth.
+constexpr std::size_t kOverlapBucketBytes = std::size_t{4} << 20;
 
 double secondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -168,12 +173,42 @@ class Trainer {
                      [this](torch::Tensor& t) { comm_.allreduce(t, comm::ReduceOp::kSum); }));
     }
     sgd_.setGradientStorage(gradBuckets_.bucketViews(net_->parameters()));
-    stepper_.setParameterGradientHook(
-        [this](std::vector<torch::Tensor>& g) { gradBuckets_.allreduce(comm_, g, true); });
+    // Each bucket's average starts while backward computes the earlier layers' gradients;
+    // synchronised BatchNorm makes collectives inside backward, so it averages afterwards.
+    if (overlapsAveraging()) {
+      overlap_ = std::make_unique<comm::BackwardOverlap>(gradBuckets_, comm_, net_->parameters());
+      stepper_.setBeforeBackwardHook([this] { overlap_->arm(); });
+      stepper_.setParameterGradientHook(
+          [this](std::vector<torch::Tensor>&) { overlap_->finish(); });
+    } else {
+      stepper_.setParameterGradientHook(
+          [this](std::vector<torch::Tensor>& g) { gradBuckets_.allreduce(comm_, g, true); });
+    }
     if (!c_.localMetaGrad) {
       stepper_.setLabeledGradientHook(
           [this](std::vector<torch::Tensor>& g) { metaBuckets_.allreduce(comm_, g, true); });
     }
+  }
+
+  // Overlap needs a communication thread that may call the collectives, and no collective
+  // inside backward (synchronised BatchNorm makes some). Its thread competes with the step's
+  // own threads, so auto overlaps only on CPUs where a core per rank is free for it.
+  bool overlapsAveraging() const {
+    if (c_.overlapAveraging == Overlap::kOff) return false;
+    const bool possible = !c_.syncBn && comm::collectivesFromAnotherThread(comm_);
+    if (c_.overlapAveraging == Overlap::kOn) {
+      if (!possible) {
+        core::rootLog().warn("--overlap-averaging on: {}; averaging after backward instead",
+                             c_.syncBn ? "synchronised BatchNorm communicates inside backward"
+                                       : "this MPI allows collectives from one thread only");
+      }
+      return possible;
+    }
+    // GPUs: the NCCL stream is a blocking one, which the default stream's later kernels wait
+    // for, so backward would not go on during the average; auto leaves it after backward.
+    if (!possible || !r_.device().is_cpu()) return false;
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    return comm_.localSize() * (at::get_num_threads() + 1) <= cores;
   }
 
   meta::StepResult runStep(std::int64_t step, const meta::StepSettings& settings, double& wait) {
@@ -261,7 +296,9 @@ class Trainer {
   torch::Tensor nonFinite_;  // device runs: any loss not finite since the start
   RunState state_;
   std::unique_ptr<data::TrainStream> labeled_, unlabeled_;
-  comm::GradientBucketer gradBuckets_, metaBuckets_, bufferBuckets_;
+  // Buckets small enough that several overlap backward (ConvLarge: 12.5 MB of gradients).
+  comm::GradientBucketer gradBuckets_{kOverlapBucketBytes}, metaBuckets_, bufferBuckets_;
+  std::unique_ptr<comm::BackwardOverlap> overlap_;  // declared after what it uses
   std::vector<torch::Tensor> buffers_ = net_->buffers();
 };
 
