@@ -1,12 +1,16 @@
 // metasemi-eval: top-1 / top-k error, per-class errors and the confusion matrix of a checkpoint on
 // one split of a shard set, with the trainer's evaluation transform. Runs under mpirun/srun:
-// every rank evaluates a contiguous part of the images and the counts are summed.
+// every rank evaluates a contiguous part of the images and the counts are summed. With --logits
+// it also writes every image's logits (and, with --logits-inputs, the images as the network saw
+// them) to an HDF5 file, for comparisons with other implementations.
 #include <boost/program_options.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <numeric>
 #include <thread>
 
 #include <unistd.h>
@@ -19,6 +23,7 @@
 #include "metasemi/data/Loader.h"
 #include "metasemi/data/ShardSource.h"
 #include "metasemi/io/Checkpoint.h"
+#include "metasemi/io/H5File.h"
 #include "metasemi/io/RunDir.h"
 #include "metasemi/models/Network.h"
 #include "metasemi/models/StateDict.h"
@@ -38,11 +43,12 @@ namespace {
 constexpr const char* kProgram = "metasemi-eval";
 
 struct Options {
-  std::string checkpoint, dataPath, split, output;
+  std::string checkpoint, dataPath, split, output, logits;
   int batch = 500;
   int threads = 0;
   int topK = 5;
   bool gpu = false;
+  bool logitsInputs = false;
 };
 
 // Everything the pass needs, prepared identically on every rank before any collective.
@@ -76,12 +82,12 @@ std::pair<std::int64_t, std::int64_t> checkpointChannelsAndClasses(const io::Nam
   return {channels, classes};
 }
 
-void requireWritable(const std::string& output) {
+void requireWritable(const std::string& output, const std::string& flag) {
   const fs::path out(output);
-  MS_REQUIRE(!fs::is_directory(out), core::IoError, "--output {}: is a folder, expected a file",
+  MS_REQUIRE(!fs::is_directory(out), core::IoError, "{} {}: is a folder, expected a file", flag,
              output);
   io::requireWritableFolder(out.parent_path().empty() ? fs::path(".") : out.parent_path(),
-                            "--output " + output, false);
+                            flag + " " + output, false);
 }
 
 Prepared prepare(const Options& o, bool root, int localRank) {
@@ -92,11 +98,14 @@ Prepared prepare(const Options& o, bool root, int localRank) {
   MS_REQUIRE(o.topK >= 1, core::ConfigError, "--top-k: expected k >= 1, got {}", o.topK);
   MS_REQUIRE(o.threads >= 0, core::ConfigError, "--threads: expected a count >= 0, got {}",
              o.threads);
+  MS_REQUIRE(!o.logitsInputs || !o.logits.empty(), core::ConfigError,
+             "--logits-inputs needs --logits FILE (see --help)");
   Prepared p;
   p.device = train::deviceFor(o.gpu, localRank);
   train::configureDevice(p.device, /*deterministic=*/true);
   core::requireFile(o.checkpoint, "--checkpoint");
-  if (root && !o.output.empty()) requireWritable(o.output);
+  if (root && !o.output.empty()) requireWritable(o.output, "--output");
+  if (root && !o.logits.empty()) requireWritable(o.logits, "--logits");
 
   p.checkpoint = io::readCheckpoint(o.checkpoint);
   p.config = train::checkpointConfig(p.checkpoint, o.checkpoint);
@@ -124,6 +133,71 @@ Prepared prepare(const Options& o, bool root, int localRank) {
   return p;
 }
 
+// Collective: the logits of every image of the split (rows in the split's order), computed as
+// the evaluation computes them (eval mode, channels-last input) on this rank's contiguous share
+// and summed over the ranks (every other rank contributes zeros). Rank 0 writes `o.logits`:
+//   logits  float32 N x classes     labels  int64 N
+//   inputs  float32 N x C x H x W   (with --logits-inputs) the normalised images fed to the net
+//   attributes checkpoint, data_path, split, step
+void writeLogits(Prepared& p, const Options& o, comm::Communicator& comm) {
+  torch::NoGradGuard noGrad;
+  p.net->eval();
+  const data::ShardSource& source = *p.data.source;
+  const std::int64_t n = source.size();
+  const std::int64_t classes = p.net->numClasses();
+  // The transformed image's shape, the same on every rank whatever its share.
+  std::vector<std::int64_t> imageShape;
+  if (o.logitsInputs) {
+    const std::vector<std::int64_t> first = {0};
+    imageShape = data::makeBatch(source, p.data.augment, first, {0}).images.sizes().vec();
+    imageShape.erase(imageShape.begin());
+  }
+  const std::int64_t imageSize =
+      std::accumulate(imageShape.begin(), imageShape.end(), std::int64_t{1}, std::multiplies<>());
+  std::vector<float> logits(static_cast<std::size_t>(n * classes), 0.0f);
+  std::vector<float> inputs(o.logitsInputs ? static_cast<std::size_t>(n * imageSize) : 0, 0.0f);
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(n), 0);
+  data::EvalIterator it(p.data.source, p.data.augment, o.batch, comm.rank(), comm.size(), {2, 4});
+  while (auto batch = it.next()) {
+    const torch::Tensor x =
+        batch->images.to(p.device).contiguous(torch::MemoryFormat::ChannelsLast);
+    const torch::Tensor z = p.net->forward(x).to(torch::kCPU, torch::kFloat32).contiguous();
+    const torch::Tensor images = batch->images.to(torch::kFloat32).contiguous();
+    const auto* idx = batch->indices.data_ptr<std::int64_t>();
+    const auto* lab = batch->labels.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < z.size(0); ++i) {
+      MS_CHECK(idx[i] >= 0 && idx[i] < n, "sample index {} outside [0, {})", idx[i], n);
+      std::copy_n(z.data_ptr<float>() + i * classes, classes, logits.begin() + idx[i] * classes);
+      labels[static_cast<std::size_t>(idx[i])] = lab[i];
+      if (o.logitsInputs) {
+        std::copy_n(images.data_ptr<float>() + i * imageSize, imageSize,
+                    inputs.begin() + idx[i] * imageSize);
+      }
+    }
+  }
+  comm.allreduceSum(logits.data(), logits.size());
+  comm.allreduceSum(labels.data(), labels.size());
+  if (o.logitsInputs) comm.allreduceSum(inputs.data(), inputs.size());
+  if (!comm.isRoot()) return;
+  io::AtomicOutput out(o.logits);
+  {
+    io::H5File f(out.tempPath(), io::H5File::Mode::kCreate);
+    f.write("logits", io::DType::kFloat32, logits.data(), {n, classes});
+    f.writeVector("labels", labels);
+    if (o.logitsInputs) {
+      std::vector<std::int64_t> shape = {n};
+      shape.insert(shape.end(), imageShape.begin(), imageShape.end());
+      f.write("inputs", io::DType::kFloat32, inputs.data(), shape);
+    }
+    f.setAttr("/", "checkpoint", o.checkpoint);
+    f.setAttr("/", "data_path", o.dataPath);
+    f.setAttr("/", "split", p.data.split);
+    f.setAttr("/", "step", p.checkpoint.step);
+  }
+  out.commit();
+  core::rootLog().info("wrote {} ({} x {} logits)", o.logits, n, classes);
+}
+
 int run(Prepared& p, const Options& o, comm::Communicator& comm) {
   core::rootLog().info("{}: step {}, {} {}; split '{}' of {}: {} images on {} ranks", o.checkpoint,
                        p.checkpoint.step, p.config.architecture, p.config.dataset, p.data.split,
@@ -144,6 +218,7 @@ int run(Prepared& p, const Options& o, comm::Communicator& comm) {
     std::cout << post::formatEvalReport(r) << std::flush;
     if (!o.output.empty()) core::rootLog().info("wrote {}", o.output);
   }
+  if (!o.logits.empty()) writeLogits(p, o, comm);
   comm.barrier();
   return core::kExitOk;
 }
@@ -168,7 +243,13 @@ int main(int argc, char** argv) {
       "LibTorch threads per rank (0 = cores / ranks on the node)")(
       "output", po::value(&o.output), "JSON file to write (default: print only)")(
       "top-k", po::value(&o.topK)->default_value(5), "k of the top-k error")(
-      "gpu", po::bool_switch(&o.gpu), "evaluate on this rank's GPU (by node-local rank)");
+      "gpu", po::bool_switch(&o.gpu), "evaluate on this rank's GPU (by node-local rank)")(
+      "logits", po::value(&o.logits),
+      "also write every image's logits (float32 N x classes, split order) and labels to this "
+      "HDF5 file (datasets logits, labels)")(
+      "logits-inputs", po::bool_switch(&o.logitsInputs),
+      "with --logits: also the normalised images the network saw (dataset inputs, float32 "
+      "N x C x H x W; for small splits)");
 
   // Bad input is found on every rank before the first collective of the pass.
   bool help = false;
