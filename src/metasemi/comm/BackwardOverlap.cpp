@@ -64,7 +64,7 @@ BackwardOverlap::BackwardOverlap(GradientBucketer& bucketer, Communicator& comm,
     ++members_[bucketOf_[i]];
     // The node is kept alive here: autograd holds it only while a graph refers to it.
     accumulators_[i] = torch::autograd::impl::grad_accumulator(params[i]);
-    MS_CHECK(accumulators_[i] != nullptr, "BackwardOverlap: parameter {} is not a leaf", i);
+    MS_CHECK(static_cast<bool>(accumulators_[i]), "BackwardOverlap: parameter {} is not a leaf", i);
     const std::size_t b = bucketOf_[i];
     hookKeys_[i] = accumulators_[i]->add_post_hook(
         std::make_unique<AfterAccumulation>([this, b] { ready(b); }));

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "metasemi/comm/Communicator.h"
@@ -67,7 +68,10 @@ class BackwardOverlap {
   bool average_;
   std::vector<std::size_t> bucketOf_;  // per parameter
   std::vector<int> members_;           // per bucket: parameters with a gradient
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
+  // std::shared_ptr<Node> in LibTorch 1.x, c10::intrusive_ptr<Node> in 2.x.
+  using Accumulator =
+      decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));
+  std::vector<Accumulator> accumulators_;
   std::vector<std::uintptr_t> hookKeys_;
 
   std::mutex m_;
