@@ -27,7 +27,8 @@ site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 export Torch_DIR="$site/torch/share/cmake/Torch"
 nccl="$site/nvidia/nccl"
 # The wheel has only libnccl.so.2, which find_library(nccl) does not match: name it.
-"$root/env/build.sh" cluster-gpu -DNCCL_INCLUDE_DIR="$nccl/include" \
+"$root/env/build.sh" cluster-gpu -DMETASEMI_TEST_PYTHON="$("$root/env/test-venv.sh")" \
+  -DNCCL_INCLUDE_DIR="$nccl/include" \
   -DNCCL_LIBRARY="$(ls "$nccl"/lib/libnccl.so* | head -n1)"
 built=$(date +%s)
 source "$root/env/mpi-env.sh"

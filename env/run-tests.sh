@@ -10,3 +10,8 @@ python="$("$root/env/test-venv.sh")"
 source "$root/env/mpi-env.sh"
 cd "$root"
 ctest --preset default "$@"
+# The same tests against LibTorch 2.x: the cluster-gpu variant built with a pip torch (CUDA
+# build) wherever the CUDA toolkit is installed. METASEMI_GPU_LANE=0 skips it.
+if [ "${METASEMI_GPU_LANE:-1}" != 0 ] && { command -v nvcc > /dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }; then
+  "$root/env/gpu-lane.sh" "$@"
+fi
