@@ -283,17 +283,22 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_a_non_zero_exit_and_no_output) {
       {"--checkpoint " + fixture(), "--output is required", 2},
       {"--checkpoint " + fixture() + " --output " + keep + " --bogus", "bogus", 2},
   };
-  for (const auto& c : cases) {
-    const auto r = runCommand(fmt::format("{} {}", exporter(), c.args));
-    BOOST_TEST_CONTEXT(c.args) {
-      BOOST_TEST(r.exitCode == c.code, r.output);
-      BOOST_TEST(lines(r.output) == 1, r.output);
-      BOOST_TEST(r.output.rfind("metasemi-export: ", 0) == 0u, r.output);
-      BOOST_TEST(r.output.find(c.expected) != std::string::npos, r.output);
-      BOOST_TEST(holdsExactly(out, {"keep.pth"}));
-      BOOST_TEST(readAll(out / "keep.pth") == "earlier export\n");
+  // Each case: one line naming the program, the expected exit code, the earlier export intact.
+  auto expectOneLine = [&](const std::string& binary, const std::string& program,
+                           const std::vector<Case>& all) {
+    for (const auto& c : all) {
+      const auto r = runCommand(fmt::format("{} {}", binary, c.args));
+      BOOST_TEST_CONTEXT(c.args) {
+        BOOST_TEST(r.exitCode == c.code, r.output);
+        BOOST_TEST(lines(r.output) == 1, r.output);
+        BOOST_TEST(r.output.rfind(program + ": ", 0) == 0u, r.output);
+        BOOST_TEST(r.output.find(c.expected) != std::string::npos, r.output);
+        BOOST_TEST(holdsExactly(out, {"keep.pth"}));
+        BOOST_TEST(readAll(out / "keep.pth") == "earlier export\n");
+      }
     }
-  }
+  };
+  expectOneLine(exporter(), "metasemi-export", cases);
   // metasemi-eval's --logits, which the checks read: the same conventions.
   const std::vector<Case> evalCases = {
       {"--checkpoint " + fixture() + " --data-path " + path(data) + " --logits " + path(out),
@@ -301,16 +306,7 @@ BOOST_AUTO_TEST_CASE(bad_input_is_one_line_a_non_zero_exit_and_no_output) {
       {"--checkpoint " + fixture() + " --data-path " + path(data) + " --logits-inputs",
        "--logits-inputs needs --logits", 2},
   };
-  for (const auto& c : evalCases) {
-    const auto r = runCommand(fmt::format("{} {}", eval(), c.args));
-    BOOST_TEST_CONTEXT(c.args) {
-      BOOST_TEST(r.exitCode == c.code, r.output);
-      BOOST_TEST(lines(r.output) == 1, r.output);
-      BOOST_TEST(r.output.rfind("metasemi-eval: ", 0) == 0u, r.output);
-      BOOST_TEST(r.output.find(c.expected) != std::string::npos, r.output);
-      BOOST_TEST(holdsExactly(out, {"keep.pth"}));
-    }
-  }
+  expectOneLine(eval(), "metasemi-eval", evalCases);
   // --help prints the usage and writes nothing.
   const auto help = runCommand(exporter() + " --help");
   BOOST_TEST(help.exitCode == 0, help.output);

@@ -47,25 +47,25 @@ BackwardOverlap::BackwardOverlap(GradientBucketer& bucketer, Communicator& comm,
     : bucketer_(bucketer), comm_(comm), average_(average) {
   const std::size_t n = bucketer.numBuckets();
   MS_CHECK(n > 0, "BackwardOverlap: the bucketer has no layout (call bucketViews first)");
-  bucketOf_.assign(params.size(), n);
+  std::vector<std::size_t> bucketOf(params.size(), n);  // per parameter
   for (std::size_t b = 0; b < n; ++b) {
     for (std::size_t m : bucketer.bucketMembers(b)) {
       MS_CHECK(m < params.size(), "BackwardOverlap: bucket {} holds tensor {} of {}", b, m,
                params.size());
-      bucketOf_[m] = b;
+      bucketOf[m] = b;
     }
   }
   members_.assign(n, 0);
   accumulators_.resize(params.size());
   hookKeys_.resize(params.size());
   for (std::size_t i = 0; i < params.size(); ++i) {
-    MS_CHECK(bucketOf_[i] < n, "BackwardOverlap: parameter {} is in no bucket", i);
+    MS_CHECK(bucketOf[i] < n, "BackwardOverlap: parameter {} is in no bucket", i);
     if (!params[i].requires_grad()) continue;
-    ++members_[bucketOf_[i]];
+    ++members_[bucketOf[i]];
     // The node is kept alive here: autograd holds it only while a graph refers to it.
     accumulators_[i] = torch::autograd::impl::grad_accumulator(params[i]);
     MS_CHECK(static_cast<bool>(accumulators_[i]), "BackwardOverlap: parameter {} is not a leaf", i);
-    const std::size_t b = bucketOf_[i];
+    const std::size_t b = bucketOf[i];
     hookKeys_[i] = accumulators_[i]->add_post_hook(
         std::make_unique<AfterAccumulation>([this, b] { ready(b); }));
   }

@@ -66,8 +66,7 @@ class BackwardOverlap {
   GradientBucketer& bucketer_;
   Communicator& comm_;
   bool average_;
-  std::vector<std::size_t> bucketOf_;  // per parameter
-  std::vector<int> members_;           // per bucket: parameters with a gradient
+  std::vector<int> members_;  // per bucket: parameters with a gradient
   // std::shared_ptr<Node> in LibTorch 1.x, c10::intrusive_ptr<Node> in 2.x.
   using Accumulator =
       decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));

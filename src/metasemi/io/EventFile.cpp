@@ -220,6 +220,7 @@ struct Record {
 };
 
 struct Scan {
+  std::string bytes;  // the whole file
   std::vector<Record> records;
   std::uint64_t validBytes = 0;
   std::string damage;
@@ -229,9 +230,10 @@ Scan scan(const fs::path& path) {
   core::requireFile(path, "event file");
   std::ifstream in(path, std::ios::binary);
   MS_REQUIRE(in, core::IoError, "{}: cannot read", path.string());
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  MS_REQUIRE(!in.bad(), core::IoError, "{}: read error", path.string());
   Scan s;
+  s.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  MS_REQUIRE(!in.bad(), core::IoError, "{}: read error", path.string());
+  const std::string& all = s.bytes;
   std::uint64_t at = 0;
   const std::uint64_t size = all.size();
   while (at < size) {
@@ -294,18 +296,14 @@ void truncateAfter(const fs::path& path, std::int64_t resumedAt) {
   const Scan s = scan(path);
   std::string kept;
   bool anyScalars = false, dropped = !s.damage.empty();
-  {
-    std::ifstream in(path, std::ios::binary);
-    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (const Record& r : s.records) {
-      const bool keep = !r.event.fileVersion.empty() || r.event.step <= resumedAt;
-      if (!keep) {
-        dropped = true;
-        continue;
-      }
-      anyScalars = anyScalars || !r.event.scalars.empty();
-      kept.append(all, r.begin, r.end - r.begin);
+  for (const Record& r : s.records) {
+    const bool keep = !r.event.fileVersion.empty() || r.event.step <= resumedAt;
+    if (!keep) {
+      dropped = true;
+      continue;
     }
+    anyScalars = anyScalars || !r.event.scalars.empty();
+    kept.append(s.bytes, r.begin, r.end - r.begin);
   }
   if (!dropped) return;
   if (!anyScalars) {
