@@ -16,6 +16,7 @@
 #include "metasemi/core/Error.h"
 #include "metasemi/core/Files.h"
 #include "metasemi/core/Utf8.h"
+#include "metasemi/data/Augment.h"
 #include "metasemi/io/H5File.h"
 #include "metasemi/io/ShardSet.h"
 #include "metasemi/io/ShardWriter.h"
@@ -310,6 +311,59 @@ BOOST_AUTO_TEST_CASE(pixel_limit_is_checked_from_the_header_before_decoding) {
       contains(errorOf<core::ConfigError>([] { prep::maxPixelsOf(0); }), "--max-megapixels"));
   BOOST_TEST(contains(errorOf<core::ConfigError>([] { prep::maxPixelsOf(std::nan("")); }),
                       "--max-megapixels"));
+}
+
+BOOST_AUTO_TEST_CASE(the_training_decoder_refuses_what_prep_refuses_in_the_rows_it_reads) {
+  // Training decodes only the rows a crop covers (data/JpegDecoder.h): a header's size is
+  // checked before anything is allocated, and every warning about the data it reads is an error.
+  namespace md = metasemi::data;
+  const auto norm = md::datasetNormalization("imagenet", {}, {}, 3);
+  md::AugmentConfig whole = md::evalAugment(true, norm, 64, 64);  // reads every row
+  whole.scaledDecode = false;
+  std::vector<float> out(3 * 64 * 64);
+  auto run = [&](const std::vector<std::uint8_t>& bytes, const md::AugmentConfig& cfg) {
+    core::Rng rng(1);
+    md::augmentEncoded(bytes.data(), bytes.size(), 3, "shard-00002.h5: image 9", cfg, rng,
+                       out.data());
+  };
+  for (const int side : {20000, 65000}) {
+    auto jpeg = encodeJpeg(16, 16);
+    setFrameSize(jpeg, side, side);
+    AddressSpaceLimit limit(virtualBytes() + (rlim_t{512} << 20));
+    const std::string msg = errorOf([&] { run(jpeg, whole); });
+    BOOST_TEST(msg == fmt::format("shard-00002.h5: image 9: {0}x{0} pixels ({1:.2f} Mpixel) is "
+                                  "over the limit of 64 Mpixel",
+                                  side, side * double(side) / 1e6));
+  }
+  const auto good = encodeJpeg(96, 64);
+  run(good, whole);
+  const std::size_t start = scanDataStart(good);
+  std::vector<std::uint8_t> cut(
+      good.begin(), good.begin() + static_cast<std::ptrdiff_t>((start + good.size()) / 2));
+  cut.push_back(0xFF);
+  cut.push_back(0xD9);
+  BOOST_TEST(contains(errorOf([&] { run(cut, whole); }),
+                      "shard-00002.h5: image 9: corrupt or truncated JPEG: Corrupt JPEG data: "
+                      "premature end of data segment"));
+  const std::vector<std::uint8_t> noEnd(good.begin(), good.end() - 40);
+  BOOST_TEST(contains(errorOf([&] { run(noEnd, whole); }), "Premature end of JPEG file"));
+  auto flipped = good;
+  for (std::size_t i = start + 20; i < start + 60; ++i) {
+    flipped[i] = flipped[i] == 0xFF ? 0xFF : static_cast<std::uint8_t>(flipped[i] ^ 0xA5);
+    if (flipped[i] == 0xFF) flipped[i] = 0xFE;
+  }
+  BOOST_TEST(contains(errorOf([&] { run(flipped, whole); }),
+                      "shard-00002.h5: image 9: corrupt or truncated JPEG: "));
+  // A header alone, and bytes that are no image at all.
+  const std::vector<std::uint8_t> header(good.begin(),
+                                         good.begin() + static_cast<std::ptrdiff_t>(start));
+  BOOST_TEST(contains(errorOf([&] { run(header, whole); }), "shard-00002.h5: image 9: "));
+  const std::vector<std::uint8_t> junk(300, 0x42);
+  BOOST_TEST(errorOf([&] {
+               run(junk, whole);
+             }).rfind("shard-00002.h5: image 9: cannot decode the image", 0) == 0u);
+  // The decoder stays usable after each failure.
+  run(good, whole);
 }
 
 BOOST_AUTO_TEST_CASE(idx_headers_are_checked_against_the_data_before_allocating) {

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "metasemi/core/Error.h"
+#include "metasemi/data/JpegDecoder.h"
+#include "metasemi/data/Resample.h"
 
 namespace metasemi::data {
 namespace {
@@ -58,6 +60,88 @@ void normalizeRegion(const std::uint8_t* topLeft, std::int64_t rowStride, const 
       }
     }
   }
+}
+
+// How an encoded-image transform makes its output: the DCT downscaling of the decode, the
+// filter taps of both axes in the (downscaled) image, and the flip.
+struct EncodedPlan {
+  int scaleDenom = 1;
+  AxisTaps tx, ty;
+  bool flip = false;
+};
+
+std::int64_t ceilDiv(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// The largest DCT downscaling (1, 2, 4 or 8) that leaves at least one input pixel per output
+// pixel: the crop must cover at least twice the output for 1/2, and so on.
+int dctScale(double reduction, bool allowed) {
+  int s = 1;
+  while (allowed && s < 8 && reduction >= 2.0 * s) s *= 2;
+  return s;
+}
+
+// The image size after the shorter side goes to `resize`, the other side keeping the aspect
+// ratio (rounded, never below `resize`).
+std::pair<std::int64_t, std::int64_t> resizedShorterSide(std::int64_t height, std::int64_t width,
+                                                         std::int64_t resize) {
+  const std::int64_t shorter = std::min(height, width);
+  const double scale = static_cast<double>(resize) / static_cast<double>(shorter);
+  const std::int64_t h =
+      height == shorter ? resize : std::max<std::int64_t>(resize, std::lround(height * scale));
+  const std::int64_t w =
+      width == shorter ? resize : std::max<std::int64_t>(resize, std::lround(width * scale));
+  return {h, w};
+}
+
+// Draws the random choices of one sample of an height×width image (the window, then the flip)
+// and turns them into filter taps. Random crop: PIL's resize of the cropped window (taps stay
+// inside it), as torchvision's RandomResizedCrop. Centre crop: the centre of PIL's resize of the
+// whole image. With a downscaled decode the same window is resampled from the 1/s image.
+EncodedPlan planEncoded(const AugmentConfig& config, core::Rng& rng, std::int64_t height,
+                        std::int64_t width, bool allowScaled) {
+  EncodedPlan p;
+  ResampleAxis ax, ay;
+  if (config.kind == AugmentKind::kRandomResizedCrop) {
+    const CropWindow win = drawResizedCrop(rng, height, width, config);
+    p.flip = config.flip && rng.uniform() < 0.5;
+    const int s =
+        dctScale(static_cast<double>(std::min(win.w, win.h)) / static_cast<double>(config.crop),
+                 allowScaled);
+    auto axis = [&](std::int64_t pos, std::int64_t len, std::int64_t full) {
+      ResampleAxis a;
+      a.start = static_cast<double>(pos) / s;
+      a.scale = static_cast<double>(len) / s / static_cast<double>(config.crop);
+      a.outSize = config.crop;
+      a.lo = pos / s;
+      a.hi = std::min(ceilDiv(pos + len, s), ceilDiv(full, s));
+      return a;
+    };
+    ax = axis(win.x, win.w, width);
+    ay = axis(win.y, win.h, height);
+    p.scaleDenom = s;
+  } else if (config.kind == AugmentKind::kResizeCentreCrop) {
+    const auto [h, w] = resizedShorterSide(height, width, config.resize);
+    const double sx = static_cast<double>(width) / static_cast<double>(w);
+    const double sy = static_cast<double>(height) / static_cast<double>(h);
+    const int s = dctScale(std::min(sx, sy), allowScaled);
+    auto axis = [&](std::int64_t offset, double scale, std::int64_t full) {
+      ResampleAxis a;
+      a.start = static_cast<double>(offset) * scale / s;
+      a.scale = scale / s;
+      a.outSize = config.crop;
+      a.lo = 0;
+      a.hi = ceilDiv(full, s);
+      return a;
+    };
+    ax = axis((w - config.crop) / 2, sx, width);
+    ay = axis((h - config.crop) / 2, sy, height);
+    p.scaleDenom = s;
+  } else {
+    MS_THROW(core::ConfigError, "encoded images need a resized-crop transform (random or centre)");
+  }
+  p.tx = axisTaps(ax);
+  p.ty = axisTaps(ay);
+  return p;
 }
 
 }  // namespace
@@ -202,33 +286,35 @@ void augmentFixed(const std::uint8_t* hwc, const ImageShape& in, const AugmentCo
 }
 
 void augmentDecoded(const Image& image, const AugmentConfig& config, core::Rng& rng, float* chw) {
-  const ImageShape out{config.crop, config.crop, image.channels};
-  if (config.kind == AugmentKind::kRandomResizedCrop) {
-    const CropWindow win = drawResizedCrop(rng, image.height, image.width, config);
-    const bool flip = config.flip && rng.uniform() < 0.5;
-    const Image resized = resizeRegion(image, win, config.crop, config.crop);
-    normalizeToChw(resized.pixels.data(), out, flip, config.norm, chw);
+  const EncodedPlan plan = planEncoded(config, rng, image.height, image.width, false);
+  const Affine a = affineOf(config.norm, image.channels);
+  resampleToChw({image.pixels.data(), 0, 0, image.width, image.height, image.channels}, plan.tx,
+                plan.ty, plan.flip, a.scale.data(), a.shift.data(), chw);
+}
+
+void augmentEncoded(const std::uint8_t* data, std::size_t size, std::int64_t channels,
+                    const std::string& what, const AugmentConfig& config, core::Rng& rng,
+                    float* chw) {
+  if (!JpegDecoder::isJpeg(data, size)) {
+    augmentDecoded(decodeImage(data, size, channels, what), config, rng, chw);
     return;
   }
-  if (config.kind == AugmentKind::kResizeCentreCrop) {
-    // Shorter side to `resize`, the other scaled to keep the aspect ratio, then the centre.
-    const std::int64_t shorter = std::min(image.height, image.width);
-    const double scale = static_cast<double>(config.resize) / static_cast<double>(shorter);
-    const std::int64_t h =
-        image.height == shorter
-            ? config.resize
-            : std::max<std::int64_t>(config.resize, std::lround(image.height * scale));
-    const std::int64_t w =
-        image.width == shorter
-            ? config.resize
-            : std::max<std::int64_t>(config.resize, std::lround(image.width * scale));
-    const Image resized = resizeRegion(image, {0, 0, image.width, image.height}, h, w);
-    const std::int64_t top = (h - config.crop) / 2, left = (w - config.crop) / 2;
-    normalizeRegion(resized.pixels.data() + (top * w + left) * image.channels, w * image.channels,
-                    out, false, affineOf(config.norm, image.channels), chw);
-    return;
-  }
-  MS_THROW(core::ConfigError, "encoded images need a resized-crop transform (random or centre)");
+  // One decoder and one region buffer per thread, reused for every image.
+  thread_local JpegDecoder decoder;
+  thread_local DecodedRegion region;
+  EncodedPlan plan;
+  decoder.decode(
+      data, size, what, static_cast<int>(channels),
+      [&](const JpegInfo& info) {
+        plan = planEncoded(config, rng, info.height, info.width, config.scaledDecode);
+        return RegionRequest{plan.scaleDenom, plan.tx.begin(), plan.ty.begin(), plan.tx.end(),
+                             plan.ty.end()};
+      },
+      region);
+  const Affine a = affineOf(config.norm, channels);
+  resampleToChw(
+      {region.pixels.data(), region.x0, region.y0, region.width, region.height, region.channels},
+      plan.tx, plan.ty, plan.flip, a.scale.data(), a.shift.data(), chw);
 }
 
 }  // namespace metasemi::data

@@ -53,6 +53,10 @@ struct AugmentConfig {
   double areaMin = 0.1, areaMax = 1.0;  ///< kRandomResizedCrop: fraction of the image area
   double ratioMin = 0.8, ratioMax = 1.25;  ///< kRandomResizedCrop: aspect ratio w/h
   int attempts = 100;                      ///< kRandomResizedCrop: tries before the fallback
+  /// Encoded kinds: decode JPEG files downscaled by 2, 4 or 8 in the DCT domain when the crop
+  /// covers at least that many times the output size (the crops stay the same; false decodes
+  /// every image at full size).
+  bool scaledDecode = true;
   Normalization norm;
 
   /// True when the result of a sample depends on its random generator.
@@ -104,7 +108,19 @@ void normalizeToChw(const std::uint8_t* hwc, const ImageShape& in, bool flip,
 void augmentFixed(const std::uint8_t* hwc, const ImageShape& in, const AugmentConfig& config,
                   core::Rng& rng, float* chw);
 
-/// Transforms one decoded image into `chw` (float32, C×crop×crop) drawing from `rng`.
+/// Transforms one decoded image into `chw` (float32, C×crop×crop) drawing from `rng`: the
+/// window of config.kind, resampled with PIL's antialiased bilinear filter (Resample.h),
+/// flipped, normalised.
 void augmentDecoded(const Image& image, const AugmentConfig& config, core::Rng& rng, float* chw);
+
+/// Transforms one encoded image (`size` bytes at `data`, decoded to `channels` channels) into
+/// `chw` (float32, channels×crop×crop) drawing from `rng`, as augmentDecoded on the whole decoded
+/// image would, but for JPEG files the window is drawn from the header's size and only the
+/// rows and iMCU columns it covers are decoded, downscaled in the DCT domain when
+/// config.scaledDecode allows (JpegDecoder.h). Other formats (PNG, ...) are decoded whole.
+/// Throws core::IoError naming `what` for undecodable data.
+void augmentEncoded(const std::uint8_t* data, std::size_t size, std::int64_t channels,
+                    const std::string& what, const AugmentConfig& config, core::Rng& rng,
+                    float* chw);
 
 }  // namespace metasemi::data

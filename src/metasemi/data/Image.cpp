@@ -67,20 +67,4 @@ std::vector<std::uint8_t> encodeJpeg(const Image& image, int quality) {
   return out;
 }
 
-Image resizeRegion(const Image& src, const CropWindow& roi, std::int64_t outHeight,
-                   std::int64_t outWidth) {
-  MS_CHECK(roi.x >= 0 && roi.y >= 0 && roi.w > 0 && roi.h > 0 && roi.x + roi.w <= src.width &&
-               roi.y + roi.h <= src.height,
-           "crop window {}+{} {}x{} outside a {}x{} image", roi.x, roi.y, roi.w, roi.h, src.width,
-           src.height);
-  Image out = allocate(outHeight, outWidth, src.channels);
-  const cv::Mat region = matView(src)(cv::Rect(static_cast<int>(roi.x), static_cast<int>(roi.y),
-                                               static_cast<int>(roi.w), static_cast<int>(roi.h)));
-  cv::Mat dst = matView(out);
-  const bool shrink = roi.w > outWidth && roi.h > outHeight;
-  cv::resize(region, dst, dst.size(), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
-  MS_CHECK(dst.data == out.pixels.data(), "OpenCV reallocated the output");
-  return out;
-}
-
 }  // namespace metasemi::data

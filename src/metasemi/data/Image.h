@@ -1,5 +1,6 @@
-// Decoded images and the few image operations the pipeline needs (decode, encode, resize a
-// region). OpenCV does the work; its headers stay in Image.cpp.
+// Whole decoded images: decode any format OpenCV reads (the pipeline decodes JPEG files itself,
+// JpegDecoder.h) and encode JPEG files for tests and benchmarks. OpenCV's headers stay in
+// Image.cpp.
 #pragma once
 
 #include <cstdint>
@@ -30,11 +31,5 @@ Image decodeImage(const std::uint8_t* data, std::size_t size, std::int64_t chann
 
 /// Encodes `image` as a baseline JPEG of the given quality (1-100). For tests and benchmarks.
 std::vector<std::uint8_t> encodeJpeg(const Image& image, int quality = 90);
-
-/// Resamples region `roi` of `src` (which must lie inside it) to outHeight×outWidth. Shrinking
-/// in both directions averages the covered pixels (area filter), otherwise bilinear: the
-/// closest OpenCV filters to DALI's INTERP_TRIANGULAR, which the reference uses.
-Image resizeRegion(const Image& src, const CropWindow& roi, std::int64_t outHeight,
-                   std::int64_t outWidth);
 
 }  // namespace metasemi::data
