@@ -18,12 +18,13 @@
 #include "metasemi/data/Augment.h"
 #include "metasemi/data/IndexStream.h"
 #include "metasemi/data/SampleSource.h"
+#include "metasemi/data/WorkerPool.h"
 
 namespace metasemi::data {
 
 /// One batch of this rank.
 struct Batch {
-  torch::Tensor images;    ///< float32, CPU, B×C×H×W, contiguous (NCHW), normalised
+  torch::Tensor images;    ///< float32, CPU (pinned with pinMemory), B×C×H×W, NCHW, normalised
   torch::Tensor labels;    ///< int64, CPU, B: classes of the images
   torch::Tensor indices;   ///< int64, CPU, B: sample indices in the source
   std::int64_t step = 0;   ///< training: the global step; evaluation: the batch number
@@ -31,10 +32,18 @@ struct Batch {
 };
 
 struct LoaderOptions {
-  /// Background threads preparing batches; 0 prepares each batch inside next() on the caller.
+  /// Threads of the loader's own pool when `pool` is null; 0 prepares each batch inside next()
+  /// on the caller.
   int threads = 2;
-  /// Batches prepared ahead of the consumer (at least 1; raised to `threads` when smaller).
+  /// Batches prepared ahead of the consumer (at least 1).
   int prefetch = 4;
+  /// Threads shared with the rank's other loaders (--num-workers); used instead of `threads`.
+  /// Each batch is split into one part per thread, so that all of them work on the batch the
+  /// consumer waits for.
+  std::shared_ptr<WorkerPool> pool;
+  /// Batches in page-locked host memory, ready for a non-blocking copy to a GPU (needs a CUDA
+  /// LibTorch and a visible GPU).
+  bool pinMemory = false;
 };
 
 class Prefetcher;
@@ -118,8 +127,8 @@ class EvalIterator {
 };
 
 /// Prepares the samples `indices` of `source` with `augment`, sample k drawing from
-/// core::Rng(seeds[k]) (ignored by deterministic transforms), into a batch. What the workers
-/// run; public for tests and benchmarks.
+/// core::Rng(seeds[k]) (ignored by deterministic transforms), into a batch, on the caller. What
+/// the workers run (in parts); public for tests, benchmarks and single-pass tools.
 Batch makeBatch(const SampleSource& source, const AugmentConfig& augment,
                 const std::vector<std::int64_t>& indices, const std::vector<std::uint64_t>& seeds);
 

@@ -163,7 +163,9 @@ const std::vector<Flag>& flags() {
     v.push_back(number("weight-decay", &C::weightDecay, "L2 weight decay on all parameters", "wd"));
     v.push_back(number("momentum", &C::momentum, "SGD momentum"));
     v.push_back(
-        number("num-workers", &C::numWorkers, "data decoding threads per rank", "workers", 'j'));
+        number("num-workers", &C::numWorkers,
+               "data decoding threads per rank, shared by its streams (0: on the training thread)",
+               "workers", 'j'));
     v.push_back(text("resume", &C::resume, "checkpoint to continue from"));
     v.push_back(number("seed", &C::seed, "random seed (split, streams, init, mix-up)"));
     v.push_back(number("print-freq", &C::printFreq, "steps between log lines"));

@@ -214,14 +214,15 @@ meta::StepSettings Recipe::settings(std::int64_t step) const {
 }
 
 std::unique_ptr<data::TrainStream> Recipe::trainStream(
-    data::StreamId id, int rank, int worldSize, std::optional<data::StreamState> resumeFrom) const {
+    data::StreamId id, int rank, int worldSize, std::shared_ptr<data::WorkerPool> pool,
+    std::optional<data::StreamState> resumeFrom) const {
   MS_CHECK(inputs_, "trainStream() of a planned recipe");
   const bool labeled = id == data::StreamId::kLabeled;
   return std::make_unique<data::TrainStream>(
       labeled ? inputs_->labeled : inputs_->unlabeled,
       labeled ? inputs_->labeledIndices : inputs_->unlabeledIndices, id, config_.seed,
       inputs_->trainAugment, config_.batchSize, rank, worldSize,
-      data::LoaderOptions{std::max(0, config_.numWorkers), 4}, resumeFrom);
+      data::LoaderOptions{0, 4, std::move(pool), device_.is_cuda()}, resumeFrom);
 }
 
 std::shared_ptr<models::Network> Recipe::makeNetwork() const {

@@ -115,10 +115,11 @@ class Recipe {
   /// The opened inputs; null for a planned recipe.
   const std::shared_ptr<const RunInputs>& inputs() const { return inputs_; }
 
-  /// The labeled or unlabeled stream of `rank` of `worldSize` (--batch-size per rank, --seed,
-  /// --num-workers decoding threads), continuing `resumeFrom` when given. Needs inputs().
+  /// The labeled or unlabeled stream of `rank` of `worldSize` (--batch-size per rank, --seed),
+  /// prepared on `pool` (the rank's --num-workers threads; null: on the caller), in pinned
+  /// memory on a GPU, continuing `resumeFrom` when given. Needs inputs().
   std::unique_ptr<data::TrainStream> trainStream(
-      data::StreamId id, int rank, int worldSize,
+      data::StreamId id, int rank, int worldSize, std::shared_ptr<data::WorkerPool> pool,
       std::optional<data::StreamState> resumeFrom = std::nullopt) const;
 
   /// Builds the network on the device, channels-last (the layout the trainer runs), drawn from

@@ -55,18 +55,22 @@ class Trainer {
         sgd_(net_->parameters(), c_.momentum, c_.weightDecay),
         stepper_(net_, sgd_, /*channelsLast=*/true),
         random_(c_.seed, comm.rank(), comm.size(), c_.batchSize),
+        workers_(data::WorkerPool::make(c_.numWorkers)),
         evaluator_(recipe.inputs()->test, recipe.inputs()->evalAugment, recipe.device(),
-                   {c_.evalBatchSize, 5, {std::max(1, c_.numWorkers), 4}, true}),
+                   {c_.evalBatchSize,
+                    5,
+                    {std::max(1, c_.numWorkers), 4, workers_, recipe.device().is_cuda()},
+                    true}),
         progress_(0, recipe.totalSteps()),
         fault_(std::move(fault)) {}
 
   int run() {
     const RunInputs& in = *r_.inputs();
     resume();
-    labeled_ =
-        r_.trainStream(data::StreamId::kLabeled, comm_.rank(), comm_.size(), state_.labeledStream);
+    labeled_ = r_.trainStream(data::StreamId::kLabeled, comm_.rank(), comm_.size(), workers_,
+                              state_.labeledStream);
     if (r_.usesUnlabeled()) {
-      unlabeled_ = r_.trainStream(data::StreamId::kUnlabeled, comm_.rank(), comm_.size(),
+      unlabeled_ = r_.trainStream(data::StreamId::kUnlabeled, comm_.rank(), comm_.size(), workers_,
                                   state_.unlabeledStream);
     }
     writeRunFiles();
@@ -216,13 +220,17 @@ class Trainer {
     data::Batch lab = labeled_->next();
     wait = lab.waitSeconds;
     meta::StepBatch batch;
-    batch.labeledImages = lab.images.to(device);
-    batch.labels = lab.labels.to(device);
+    // On a GPU the batches are in pinned memory: the copies are queued without waiting.
+    const auto onDevice = [&](const torch::Tensor& t) {
+      return t.to(t.options().device(device), /*non_blocking=*/true);
+    };
+    batch.labeledImages = onDevice(lab.images);
+    batch.labels = onDevice(lab.labels);
     if (unlabeled_) {
       data::Batch unl = unlabeled_->next();
       wait += unl.waitSeconds;
-      batch.unlabeledImages = unl.images.to(device);
-      batch.unlabeledLabels = unl.labels.to(device);
+      batch.unlabeledImages = onDevice(unl.images);
+      batch.unlabeledLabels = onDevice(unl.labels);
     }
     at::Generator mixGen = random_.mixUpGenerator(step);
     if (r_.usesMixUp()) batch.lambda = random_.lambda(step, c_.alpha, device);
@@ -289,6 +297,7 @@ class Trainer {
   meta::Sgd sgd_;
   meta::MetaStep stepper_;
   meta::StepRandom random_;
+  std::shared_ptr<data::WorkerPool> workers_;  // the rank's --num-workers decoding threads
   Evaluator evaluator_;
   ProgressLog progress_;
   std::unique_ptr<io::EventWriter> events_;  // rank 0
