@@ -14,6 +14,7 @@
 #include "metasemi/data/Augment.h"
 #include "metasemi/data/Image.h"
 #include "metasemi/data/JpegDecoder.h"
+#include "metasemi/data/Loader.h"
 #include "metasemi/data/Resample.h"
 #include "support/JpegTree.h"
 #include "support/TestSupport.h"
@@ -340,4 +341,29 @@ BOOST_AUTO_TEST_CASE(crops_agree_with_pil) {
       (dir / "cases.json").string());
   BOOST_TEST_MESSAGE(r.output);
   BOOST_TEST(r.exitCode == 0, r.output);
+  if (r.exitCode == 0) fs::remove_all(dir);  // about 200 MB of crops
+}
+
+BOOST_AUTO_TEST_CASE(jpeg_streams_resume_bit_for_bit) {
+  // A stream restored from a saved state gives the batches the uninterrupted one gives, with
+  // region decoding, downscaling and the shared pool.
+  std::vector<std::vector<std::uint8_t>> files;
+  std::vector<std::int64_t> labels;
+  for (const auto& p : photos()) {
+    files.push_back(readFile(p));
+    labels.push_back(static_cast<std::int64_t>(labels.size() % 3));
+  }
+  auto source = std::make_shared<md::MemoryEncodedSource>(files, labels, 3);
+  std::vector<std::int64_t> all(files.size());
+  std::iota(all.begin(), all.end(), 0);
+  const auto cfg =
+      md::trainAugment("imagenet", true, md::datasetNormalization("imagenet", {}, {}, 3), 64);
+  const auto pool = md::WorkerPool::make(2);
+  md::TrainStream whole(source, all, md::StreamId::kUnlabeled, 4, cfg, 6, 0, 1, {0, 3, pool});
+  for (int t = 0; t < 5; ++t) whole.next();
+  const md::StreamState saved = whole.state();
+  std::vector<torch::Tensor> expected;
+  for (int t = 0; t < 6; ++t) expected.push_back(whole.next().images);
+  md::TrainStream resumed(source, all, md::StreamId::kUnlabeled, 4, cfg, 6, 0, 1, {2, 2}, saved);
+  for (int t = 0; t < 6; ++t) BOOST_TEST(torch::equal(resumed.next().images, expected[t]), t);
 }

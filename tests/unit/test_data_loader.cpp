@@ -209,3 +209,54 @@ BOOST_AUTO_TEST_CASE(worker_errors_reach_the_consumer) {
   BOOST_CHECK_THROW(md::MemoryImageSource({1, 2, 3}, {1, 1, 3}, {5}, 3), ConfigError);
   BOOST_CHECK_THROW(md::MemoryImageSource({1, 2}, {1, 1, 3}, {0}, 3), ConfigError);
 }
+
+BOOST_AUTO_TEST_CASE(streams_sharing_a_pool_give_their_own_batches) {
+  // The labeled and unlabeled streams of a rank and its evaluation share the --num-workers
+  // pool: every batch is what the stream gives on its own, in order, at every pool size.
+  const auto source = toySource();
+  std::vector<std::int64_t> odd;
+  for (std::int64_t i = 1; i < kN; i += 2) odd.push_back(i);
+  auto pair = [&](md::LoaderOptions opts) {
+    md::TrainStream a(source, evenIndices(), md::StreamId::kLabeled, 7, cifarLike(), 9, 0, 1, opts);
+    md::TrainStream b(source, odd, md::StreamId::kUnlabeled, 7, cifarLike(), 13, 0, 1, opts);
+    std::vector<md::Batch> out;
+    for (int t = 0; t < 12; ++t) {
+      out.push_back(a.next());
+      out.push_back(b.next());
+    }
+    return out;
+  };
+  const auto alone = pair({0, 1});
+  for (int threads : {1, 2, 3}) {
+    const auto pool = md::WorkerPool::make(threads);
+    const auto shared = pair({0, 3, pool});
+    BOOST_TEST_REQUIRE(shared.size() == alone.size());
+    for (std::size_t k = 0; k < alone.size(); ++k)
+      BOOST_TEST(sameBatch(shared[k], alone[k]), "threads " << threads << " batch " << k);
+    md::EvalIterator eval(source, md::evalAugment(false, cifarLike().norm), 50, 0, 1, {0, 2, pool});
+    std::int64_t seen = 0;
+    while (auto batch = eval.next()) seen += batch->images.size(0);
+    BOOST_TEST(seen == kN);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(batches_still_held_are_never_overwritten) {
+  // The loader reuses the memory of a batch the consumer has let go of; one still held (or a
+  // view of it) keeps its values.
+  auto s = makeStream(16, 0, 1, {2, 2});
+  auto reference = makeStream(16, 0, 1, {0, 1});
+  std::vector<md::Batch> held;
+  std::vector<torch::Tensor> views;
+  for (int t = 0; t < 30; ++t) {
+    md::Batch b = s->next();
+    BOOST_TEST_REQUIRE(sameBatch(b, reference->next()), "step " << t);
+    if (t % 3 == 0) held.push_back(b);
+    if (t % 3 == 1) views.push_back(b.images.narrow(0, 2, 3));
+  }
+  auto again = makeStream(16, 0, 1, {0, 1});
+  for (int t = 0; t < 30; ++t) {
+    const md::Batch b = again->next();
+    if (t % 3 == 0) BOOST_TEST(sameBatch(held[t / 3], b), "held batch of step " << t);
+    if (t % 3 == 1) BOOST_TEST(torch::equal(views[t / 3], b.images.narrow(0, 2, 3)));
+  }
+}
