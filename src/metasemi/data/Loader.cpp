@@ -104,9 +104,10 @@ class Prefetcher {
     if (!pool_) {
       Job job;
       if (!plan_(job)) return std::nullopt;
-      Result out{allocate_(job, {}), job.stateAfter};
+      Result out{allocate_(job, spare()), job.stateAfter};
       fill_(job, out.batch, 0, static_cast<std::int64_t>(job.indices.size()));
       out.batch.waitSeconds = secondsSince(t0);
+      keepForReuse(out.batch);
       return out;
     }
     std::unique_lock<std::mutex> lock(mutex_);
@@ -122,10 +123,7 @@ class Prefetcher {
     slots_.erase(it);
     ++delivered_;
     lock.unlock();
-    if (!pinned_ && slot.batch.images.defined()) {
-      handedOut_.push_back(slot.batch.images);
-      if (handedOut_.size() > static_cast<std::size_t>(prefetch_) + 4) handedOut_.pop_front();
-    }
+    keepForReuse(slot.batch);
     topUp();
     if (slot.error) std::rethrow_exception(slot.error);
     slot.batch.waitSeconds = waited;
@@ -181,6 +179,14 @@ class Prefetcher {
   // it): reusing it spares the fresh pages (and their zeroing by the kernel) of a new
   // allocation, which cost about a fifth of the decode time at batch 64. Never pinned memory:
   // an asynchronous copy to the GPU may still read it after the consumer let go.
+  // Remembers the images of a batch handed out, to reuse once the consumer lets go (the last
+  // two: a trainer holds the batch of the current step only).
+  void keepForReuse(const Batch& b) {
+    if (pinned_ || !b.images.defined()) return;
+    handedOut_.push_back(b.images);
+    if (handedOut_.size() > 2) handedOut_.pop_front();
+  }
+
   torch::Tensor spare() {
     for (auto it = handedOut_.begin(); it != handedOut_.end(); ++it) {
       if (it->use_count() == 1 && it->storage().use_count() == 1) {
