@@ -3,6 +3,8 @@
 // the resampling filter against a direct evaluation of its definition, DCT-downscaled decoding
 // against full-size decoding, and the result against PIL (python3-pil), the library
 // torchvision's RandomResizedCrop resizes with.
+#include <turbojpeg.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "metasemi/data/JpegDecoder.h"
 #include "metasemi/data/Loader.h"
 #include "metasemi/data/Resample.h"
+#include "prep/Jpeg.h"
 #include "support/JpegTree.h"
 #include "support/TestSupport.h"
 
@@ -366,4 +369,42 @@ BOOST_AUTO_TEST_CASE(jpeg_streams_resume_bit_for_bit) {
   for (int t = 0; t < 6; ++t) expected.push_back(whole.next().images);
   md::TrainStream resumed(source, all, md::StreamId::kUnlabeled, 4, cfg, 6, 0, 1, {2, 2}, saved);
   for (int t = 0; t < 6; ++t) BOOST_TEST(torch::equal(resumed.next().images, expected[t]), t);
+}
+
+BOOST_AUTO_TEST_CASE(cmyk_files_decode_to_the_rgb_prep_checks) {
+  // libjpeg cannot convert CMYK itself; both decoders apply Adobe's inverted-CMYK formula.
+  // metasemi-prep decodes with the fast IDCT, this decoder with the accurate one: a few levels.
+  const int W = 64, H = 48;
+  std::vector<std::uint8_t> cmyk(W * H * 4);
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      std::uint8_t* p = &cmyk[(y * W + x) * 4];
+      p[0] = static_cast<std::uint8_t>(255 - 3 * x);
+      p[1] = static_cast<std::uint8_t>(255 - 4 * y);
+      p[2] = static_cast<std::uint8_t>(128 + x + y);
+      p[3] = static_cast<std::uint8_t>(200 + (x ^ y) % 50);
+    }
+  tjhandle enc = tjInitCompress();
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  BOOST_TEST_REQUIRE(
+      tjCompress2(enc, cmyk.data(), W, 0, H, TJPF_CMYK, &jpeg, &size, TJSAMP_444, 95, 0) == 0);
+  const std::vector<std::uint8_t> bytes(jpeg, jpeg + size);
+  tjFree(jpeg);
+  tjDestroy(enc);
+  std::vector<std::uint8_t> rgb;
+  int w = 0, h = 0;
+  metasemi::prep::decodeJpeg(bytes.data(), bytes.size(), "cmyk.jpg", rgb, w, h);
+  md::JpegDecoder decoder;
+  const md::DecodedRegion r = decodeWhole(decoder, bytes, 3, 1);
+  BOOST_TEST_REQUIRE(r.pixels.size() == rgb.size());
+  double diff = 0;
+  for (std::size_t i = 0; i < rgb.size(); ++i) diff += std::abs(int(r.pixels[i]) - int(rgb[i]));
+  BOOST_TEST(diff / static_cast<double>(rgb.size()) < 1.5);
+  // Grey output: the same pixels' luma.
+  const md::DecodedRegion g = decodeWhole(decoder, bytes, 1, 1);
+  const std::size_t k = (10 * W + 20);
+  const double luma =
+      0.299 * r.pixels[3 * k] + 0.587 * r.pixels[3 * k + 1] + 0.114 * r.pixels[3 * k + 2];
+  BOOST_TEST(std::abs(g.pixels[k] - luma) < 1.0);
 }
