@@ -13,12 +13,15 @@ fs::path openCvDocImages() {
   const fs::path data = cache / "x" / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data";
   if (!fs::exists(data / "HappyFish.jpg")) {
     fs::create_directories(cache);
-    // flock: the tests that need the images may run at the same time.
+    // flock: the tests that need the images may run at the same time. The folder appears whole
+    // (unpacked aside, then renamed), so that a test that finds it without the lock finds every
+    // file in it.
     const auto r = runCommand(
         "cd " + cache.string() +
         " && flock fetch.lock sh -c 'test -f x/usr/share/doc/opencv-doc/examples/data/"
-        "HappyFish.jpg || { { apt-get download opencv-doc || { apt-get update -q && apt-get "
-        "download opencv-doc; }; } && dpkg-deb -x opencv-doc_*.deb x; }'");
+        "HappyFish.jpg || { { ls opencv-doc_*.deb > /dev/null 2>&1 || apt-get download opencv-doc "
+        "|| { apt-get update -q && apt-get download opencv-doc; }; } && rm -rf x.tmp x && "
+        "dpkg-deb -x opencv-doc_*.deb x.tmp && mv x.tmp x; }'");
     BOOST_REQUIRE_MESSAGE(r.exitCode == 0 && fs::exists(data / "HappyFish.jpg"),
                           "could not get opencv-doc: " << r.output);
   }

@@ -10,8 +10,8 @@
 namespace metasemi::test {
 
 /// opencv-doc's examples/data folder, extracted under METASEMI_TEST_TMP on first use
-/// (apt-get download; the package lists are fetched when the first try fails). Fails the test
-/// when the package cannot be had.
+/// (apt-get download; the package lists are fetched when the first try fails), safely when
+/// several tests ask at once. Fails the test when the package cannot be had.
 std::filesystem::path openCvDocImages();
 
 /// The files of the three classes of a test tree: 5 colour photos, 5 grey camera-calibration

@@ -8,35 +8,14 @@
 #include "metasemi/core/Error.h"
 #include "metasemi/data/Image.h"
 #include "metasemi/data/Loader.h"
+#include "support/JpegTree.h"
 #include "support/TestSupport.h"
 
 namespace fs = std::filesystem;
 namespace md = metasemi::data;
 using metasemi::core::IoError;
-using metasemi::test::runCommand;
 
 namespace {
-
-// examples/data of the opencv-doc package, downloaded and unpacked once into the test folder.
-fs::path opencvExamples() {
-  const fs::path root = fs::path(metasemi::test::harnessEnv("METASEMI_TEST_TMP")) / "opencv-doc";
-  const fs::path data = root / "x/usr/share/doc/opencv-doc/examples/data";
-  if (fs::exists(data / "baboon.jpg")) return data;
-  fs::create_directories(root);
-  const std::string cd = "cd '" + root.string() + "' && ";
-  auto r = runCommand(cd + "apt-get download opencv-doc");
-  if (r.exitCode != 0) {
-    runCommand("apt-get update");
-    r = runCommand(cd + "apt-get download opencv-doc");
-  }
-  BOOST_TEST_REQUIRE(r.exitCode == 0, "apt-get download opencv-doc failed: " << r.output);
-  r = runCommand(cd +
-                 "rm -rf x.tmp x && dpkg-deb -x opencv-doc_*.deb x.tmp && mv x.tmp x && "
-                 "rm -f opencv-doc_*.deb");
-  BOOST_TEST_REQUIRE(r.exitCode == 0, "unpacking opencv-doc failed: " << r.output);
-  BOOST_TEST_REQUIRE(fs::exists(data / "baboon.jpg"));
-  return data;
-}
 
 std::vector<std::uint8_t> readFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -70,7 +49,7 @@ Frame parseFrame(const std::vector<std::uint8_t>& b) {
 
 std::vector<fs::path> jpegs() {
   std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(opencvExamples()))
+  for (const auto& e : fs::directory_iterator(metasemi::test::openCvDocImages()))
     if (e.path().extension() == ".jpg") out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
@@ -110,7 +89,7 @@ BOOST_AUTO_TEST_CASE(decodes_real_jpegs_of_every_kind) {
 
 BOOST_AUTO_TEST_CASE(channels_come_out_in_rgb_order) {
   // orange.jpg is an orange: far more red than blue.
-  const auto bytes = readFile(opencvExamples() / "orange.jpg");
+  const auto bytes = readFile(metasemi::test::openCvDocImages() / "orange.jpg");
   const md::Image img = md::decodeImage(bytes.data(), bytes.size(), 3, "orange.jpg");
   double r = 0, b = 0;
   for (std::size_t k = 0; k < img.pixels.size(); k += 3) {
