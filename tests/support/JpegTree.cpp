@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include "support/TestSupport.h"
 
 namespace fs = std::filesystem;
@@ -26,6 +28,14 @@ fs::path openCvDocImages() {
                           "could not get opencv-doc: " << r.output);
   }
   return data;
+}
+
+std::vector<fs::path> openCvDocJpegs() {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(openCvDocImages()))
+    if (e.path().extension() == ".jpg") out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 const std::vector<std::vector<std::string>>& jpegClassFiles() {

@@ -14,6 +14,9 @@ namespace metasemi::test {
 /// several tests ask at once. Fails the test when the package cannot be had.
 std::filesystem::path openCvDocImages();
 
+/// Every .jpg of openCvDocImages(), sorted (59 photos).
+std::vector<std::filesystem::path> openCvDocJpegs();
+
 /// The files of the three classes of a test tree: 5 colour photos, 5 grey camera-calibration
 /// photos, 3 progressive JPEGs (13 in all).
 const std::vector<std::vector<std::string>>& jpegClassFiles();

@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "metasemi/core/Log.h"
@@ -99,6 +101,11 @@ std::filesystem::path freshDir(const std::string& name) {
   }
   comm().barrier();
   return dir;
+}
+
+std::vector<std::uint8_t> readBytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::filesystem::path binary(const std::string& name) {

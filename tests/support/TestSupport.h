@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -31,6 +32,9 @@ bool sameOnAllRanks(const void* data, std::size_t bytes);
 /// A new empty folder for this test under METASEMI_TEST_TMP (rank 0 creates, all ranks get the
 /// same path; collective).
 std::filesystem::path freshDir(const std::string& name);
+
+/// The whole content of the file `p` (empty when it cannot be read).
+std::vector<std::uint8_t> readBytes(const std::filesystem::path& p);
 
 /// Path of a project executable in build/bin.
 std::filesystem::path binary(const std::string& name);

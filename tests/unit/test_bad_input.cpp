@@ -32,6 +32,7 @@ namespace core = metasemi::core;
 namespace fs = std::filesystem;
 using metasemi::core::IoError;
 using metasemi::test::errorOf;
+using metasemi::test::readBytes;
 
 namespace {
 
@@ -39,11 +40,6 @@ void writeBytes(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
   std::ofstream out(p, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));
-}
-
-std::vector<std::uint8_t> readBytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 bool contains(const std::string& s, const std::string& part) {

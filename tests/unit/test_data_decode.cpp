@@ -28,16 +28,10 @@ using metasemi::core::Rng;
 
 namespace {
 
-std::vector<std::uint8_t> readFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using metasemi::test::readBytes;
 
 std::vector<fs::path> photos() {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(metasemi::test::openCvDocImages()))
-    if (e.path().extension() == ".jpg") out.push_back(e.path());
-  std::sort(out.begin(), out.end());
+  std::vector<fs::path> out = metasemi::test::openCvDocJpegs();
   BOOST_TEST_REQUIRE(out.size() >= 40u);
   return out;
 }
@@ -90,7 +84,7 @@ BOOST_AUTO_TEST_CASE(regions_equal_the_same_pixels_of_the_whole_image_at_every_s
   Rng rng(11);
   int checked = 0;
   for (const auto& p : photos()) {
-    const auto bytes = readFile(p);
+    const auto bytes = readBytes(p);
     for (int channels : {3, 1}) {
       for (int scale : {1, 2, 4, 8}) {
         const md::DecodedRegion whole = decodeWhole(decoder, bytes, channels, scale);
@@ -133,7 +127,7 @@ BOOST_AUTO_TEST_CASE(regions_equal_the_same_pixels_of_the_whole_image_at_every_s
 
 BOOST_AUTO_TEST_CASE(downscaled_decodes_have_libjpeg_sizes_and_the_same_content) {
   md::JpegDecoder decoder;
-  const auto bytes = readFile(metasemi::test::openCvDocImages() / "baboon.jpg");  // 512x512
+  const auto bytes = readBytes(metasemi::test::openCvDocImages() / "baboon.jpg");  // 512x512
   const md::DecodedRegion full = decodeWhole(decoder, bytes, 3, 1);
   BOOST_TEST(full.fullWidth == 512);
   for (int s : {2, 4, 8}) {
@@ -226,7 +220,7 @@ BOOST_AUTO_TEST_CASE(region_decoding_gives_what_the_whole_image_gives) {
   const auto norm = md::datasetNormalization("imagenet", {}, {}, 3);
   int n = 0;
   for (const auto& p : photos()) {
-    const auto bytes = readFile(p);
+    const auto bytes = readBytes(p);
     const md::Image whole = md::decodeImage(bytes.data(), bytes.size(), 3, p.string());
     for (md::AugmentConfig cfg :
          {md::trainAugment("imagenet", true, norm, 96), md::evalAugment(true, norm, 110, 96)}) {
@@ -253,7 +247,7 @@ BOOST_AUTO_TEST_CASE(downscaled_decoding_keeps_the_crops_of_a_seed) {
   double sumMean = 0, worstMean = 0, worstMax = 0;
   int n = 0, scaled = 0;
   for (const auto& p : photos()) {
-    const auto bytes = readFile(p);
+    const auto bytes = readBytes(p);
     for (std::uint64_t seed = 0; seed < 8; ++seed) {
       md::AugmentConfig cfg = md::trainAugment("imagenet", true, norm, 64);
       std::vector<float> full(3 * 64 * 64), fast(3 * 64 * 64);
@@ -292,7 +286,7 @@ BOOST_AUTO_TEST_CASE(crops_agree_with_pil) {
   const auto norm = identity(3);
   int k = 0;
   for (const auto& p : photos()) {
-    const auto bytes = readFile(p);
+    const auto bytes = readBytes(p);
     md::JpegDecoder decoder;
     md::JpegInfo info;
     md::DecodedRegion ignored;
@@ -353,7 +347,7 @@ BOOST_AUTO_TEST_CASE(jpeg_streams_resume_bit_for_bit) {
   std::vector<std::vector<std::uint8_t>> files;
   std::vector<std::int64_t> labels;
   for (const auto& p : photos()) {
-    files.push_back(readFile(p));
+    files.push_back(readBytes(p));
     labels.push_back(static_cast<std::int64_t>(labels.size() % 3));
   }
   auto source = std::make_shared<md::MemoryEncodedSource>(files, labels, 3);

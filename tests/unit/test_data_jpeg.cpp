@@ -17,10 +17,7 @@ using metasemi::core::IoError;
 
 namespace {
 
-std::vector<std::uint8_t> readFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using metasemi::test::readBytes;
 
 // What the frame header (SOF0 baseline / SOF2 progressive) says, read independently of OpenCV.
 struct Frame {
@@ -47,20 +44,12 @@ Frame parseFrame(const std::vector<std::uint8_t>& b) {
   return {};
 }
 
-std::vector<fs::path> jpegs() {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(metasemi::test::openCvDocImages()))
-    if (e.path().extension() == ".jpg") out.push_back(e.path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(decodes_real_jpegs_of_every_kind) {
   int grey = 0, colour = 0, progressive = 0;
-  for (const auto& p : jpegs()) {
-    const auto bytes = readFile(p);
+  for (const auto& p : metasemi::test::openCvDocJpegs()) {
+    const auto bytes = readBytes(p);
     const Frame f = parseFrame(bytes);
     BOOST_TEST_REQUIRE(f.width > 0, p);
     const md::Image rgb = md::decodeImage(bytes.data(), bytes.size(), 3, p.string());
@@ -89,7 +78,7 @@ BOOST_AUTO_TEST_CASE(decodes_real_jpegs_of_every_kind) {
 
 BOOST_AUTO_TEST_CASE(channels_come_out_in_rgb_order) {
   // orange.jpg is an orange: far more red than blue.
-  const auto bytes = readFile(metasemi::test::openCvDocImages() / "orange.jpg");
+  const auto bytes = readBytes(metasemi::test::openCvDocImages() / "orange.jpg");
   const md::Image img = md::decodeImage(bytes.data(), bytes.size(), 3, "orange.jpg");
   double r = 0, b = 0;
   for (std::size_t k = 0; k < img.pixels.size(); k += 3) {
@@ -122,8 +111,8 @@ BOOST_AUTO_TEST_CASE(undecodable_bytes_are_a_clear_error) {
 BOOST_AUTO_TEST_CASE(jpeg_loaders_are_deterministic_across_threads) {
   std::vector<std::vector<std::uint8_t>> files;
   std::vector<std::int64_t> labels;
-  for (const auto& p : jpegs()) {
-    files.push_back(readFile(p));
+  for (const auto& p : metasemi::test::openCvDocJpegs()) {
+    files.push_back(readBytes(p));
     labels.push_back(static_cast<std::int64_t>(labels.size() % 5));
   }
   const auto n = static_cast<std::int64_t>(files.size());
