@@ -312,10 +312,7 @@ BOOST_AUTO_TEST_CASE(crops_agree_with_pil) {
           c["box"] = {w.x, w.y, w.w, w.h};
           c["flip"] = again.uniform() < 0.5;
         } else {
-          const std::int64_t shorter = std::min(info.width, info.height);
-          const double s = 256.0 / static_cast<double>(shorter);
-          const std::int64_t nw = info.width == shorter ? 256 : std::lround(info.width * s);
-          const std::int64_t nh = info.height == shorter ? 256 : std::lround(info.height * s);
+          const auto [nh, nw] = md::resizedShorterSide(info.height, info.width, 256);
           c["kind"] = "resize-centre";
           c["size"] = {nw, nh};
           c["offset"] = {(nw - 224) / 2, (nh - 224) / 2};

@@ -80,19 +80,6 @@ int dctScale(double reduction, bool allowed) {
   return s;
 }
 
-// The image size after the shorter side goes to `resize`, the other side keeping the aspect
-// ratio (rounded, never below `resize`).
-std::pair<std::int64_t, std::int64_t> resizedShorterSide(std::int64_t height, std::int64_t width,
-                                                         std::int64_t resize) {
-  const std::int64_t shorter = std::min(height, width);
-  const double scale = static_cast<double>(resize) / static_cast<double>(shorter);
-  const std::int64_t h =
-      height == shorter ? resize : std::max<std::int64_t>(resize, std::lround(height * scale));
-  const std::int64_t w =
-      width == shorter ? resize : std::max<std::int64_t>(resize, std::lround(width * scale));
-  return {h, w};
-}
-
 // Draws the random choices of one sample of an height×width image (the window, then the flip)
 // and turns them into filter taps. Random crop: PIL's resize of the cropped window (taps stay
 // inside it), as torchvision's RandomResizedCrop. Centre crop: the centre of PIL's resize of the
@@ -202,6 +189,17 @@ AugmentConfig evalAugment(bool encoded, Normalization norm, std::int64_t resize,
   MS_REQUIRE(!encoded || (crop > 0 && resize >= crop), core::ConfigError,
              "evaluation resize {} must be at least the crop {} (and positive)", resize, crop);
   return c;
+}
+
+std::pair<std::int64_t, std::int64_t> resizedShorterSide(std::int64_t height, std::int64_t width,
+                                                         std::int64_t resize) {
+  const std::int64_t shorter = std::min(height, width);
+  const double scale = static_cast<double>(resize) / static_cast<double>(shorter);
+  const std::int64_t h =
+      height == shorter ? resize : std::max<std::int64_t>(resize, std::lround(height * scale));
+  const std::int64_t w =
+      width == shorter ? resize : std::max<std::int64_t>(resize, std::lround(width * scale));
+  return {h, w};
 }
 
 PadCropDraw drawPadCrop(core::Rng& rng, std::int64_t pad, bool flip) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metasemi/core/Random.h"
@@ -93,6 +94,11 @@ PadCropDraw drawPadCrop(core::Rng& rng, std::int64_t pad, bool flip);
 /// `attempts` windows that do not fit, the centred min(h, w) square.
 CropWindow drawResizedCrop(core::Rng& rng, std::int64_t height, std::int64_t width,
                            const AugmentConfig& config);
+
+/// The size (height, width) of an height×width image after kResizeCentreCrop's resize: the
+/// shorter side to `resize`, the other keeping the aspect ratio (rounded, never below `resize`).
+std::pair<std::int64_t, std::int64_t> resizedShorterSide(std::int64_t height, std::int64_t width,
+                                                         std::int64_t resize);
 
 /// Writes the padded crop of `hwc` (uint8, shape `in`) to `chw` (float32, C×H×W, same H and W),
 /// flipped horizontally after the crop when `draw.flip`, normalised with `norm`.
